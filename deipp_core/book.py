@@ -1,0 +1,324 @@
+"""Execute the chapters with papermill and build the website with Jupyter Book 1.x.
+
+The tracked sources are MyST notebooks (``notebooks/*.md``). A build
+
+1. resolves the data source (generating the embedded twin if needed),
+2. executes every chapter listed in ``_toc.yml`` with papermill (jupytext turns the ``.md`` into a
+   notebook in memory; nothing is written back to the sources), reusing a cached executed notebook
+   when its key (chapter source, parameters, ``deipp_core`` source, data fingerprint) is unchanged,
+3. stages ``_config.yml``, ``_toc.yml``, ``book/`` and the executed notebooks into
+   ``<output>/src`` and runs ``jupyter-book build -W -n --keep-going`` on it, so that a warning, a
+   broken reference or a failing cell fails the build.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deipp_core.exceptions import DataLayoutError, DeippError, ParameterError
+
+__all__ = [
+    "Chapter",
+    "ChapterExecutionError",
+    "book_root",
+    "list_chapters",
+    "get_chapter",
+    "execute_chapter",
+    "build_book",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Parameters every chapter accepts (papermill parameters cell).
+COMMON_PARAMETERS = ("data", "participant", "profile", "seed")
+
+
+class ChapterExecutionError(DeippError, RuntimeError):
+    """A chapter notebook raised while it was executed."""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One executable chapter of the book.
+
+    Parameters
+    ----------
+    slug : str
+        File stem under ``notebooks/``, used on the command line (``deipp chapter <slug>``).
+    path : Path
+        The MyST source.
+    title : str
+        First level-1 heading.
+    parameters : dict
+        Default values of the papermill parameters cell.
+    """
+
+    slug: str
+    path: Path
+    title: str
+    parameters: dict = field(default_factory=dict)
+
+
+def book_root(start: Path | None = None) -> Path:
+    """Folder holding ``_config.yml`` and ``_toc.yml`` (``$DEIPP_BOOK_ROOT``, or searched upwards)."""
+    env = os.environ.get("DEIPP_BOOK_ROOT")
+    if env:
+        return Path(env).resolve()
+    candidates = [Path(start or Path.cwd()).resolve(), Path(__file__).resolve().parent.parent]
+    for base in candidates:
+        for folder in (base, *base.parents):
+            if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
+                return folder
+    raise DataLayoutError(
+        "cannot find the book (a folder with _config.yml and _toc.yml); run from the repository or "
+        "set DEIPP_BOOK_ROOT"
+    )
+
+
+def _toc_files(root: Path) -> list[str]:
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+            for part in entry.get("chapters", []) if "chapters" in entry else []:
+                if "file" in part:
+                    files.append(part["file"])
+                walk(part.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def _parse_parameters(source: str, path: Path) -> dict:
+    """Literal defaults of the cell tagged ``parameters`` in a jupytext MyST notebook."""
+    import jupytext
+
+    nb = jupytext.reads(source, fmt="md:myst")
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            params = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    params[node.targets[0].id] = ast.literal_eval(node.value)
+            return params
+    raise DataLayoutError(f"{path} has no code cell tagged 'parameters'")
+
+
+def _title(source: str) -> str:
+    for line in source.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+def list_chapters(root: Path | None = None) -> list[Chapter]:
+    """The executable chapters, in table-of-contents order."""
+    root = root or book_root()
+    chapters = []
+    for entry in _toc_files(root):
+        path = root / f"{entry}.md"
+        if not entry.startswith("notebooks/") or not path.is_file():
+            continue
+        source = path.read_text()
+        chapters.append(Chapter(path.stem, path, _title(source), _parse_parameters(source, path)))
+    return chapters
+
+
+def get_chapter(slug: str, root: Path | None = None) -> Chapter:
+    """The chapter called ``slug`` (error listing the known ones otherwise)."""
+    chapters = list_chapters(root)
+    for chapter in chapters:
+        if chapter.slug == slug:
+            return chapter
+    raise ParameterError(f"no chapter {slug!r}; known chapters: {', '.join(c.slug for c in chapters)}")
+
+
+def _package_digest() -> str:
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parent
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(str(path.relative_to(pkg)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _check_parameters(chapter: Chapter, params: dict) -> dict:
+    unknown = sorted(set(params) - set(chapter.parameters))
+    if unknown:
+        raise ParameterError(
+            f"chapter {chapter.slug!r} has no parameter(s) {', '.join(unknown)}; "
+            f"its parameters are {', '.join(chapter.parameters)}"
+        )
+    return {**chapter.parameters, **params}
+
+
+def cache_key(chapter: Chapter, params: dict, data_fp: str) -> str:
+    """Hash of everything an executed chapter depends on."""
+    h = hashlib.sha256()
+    h.update(chapter.path.read_bytes())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(_package_digest().encode())
+    h.update(data_fp.encode())
+    return h.hexdigest()[:20]
+
+
+def _hide_injected(nb) -> None:
+    """Show the injected parameters (the values used) and hide the defaults cell."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+
+
+def execute_chapter(
+    chapter: Chapter,
+    params: dict | None = None,
+    *,
+    cache_dir: Path,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Execute ``chapter`` with papermill (or reuse the cached result) and return the ``.ipynb``.
+
+    Raises
+    ------
+    ChapterExecutionError
+        If a cell raises; the message names the chapter and the partially executed notebook.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    from deipp_core.data import data_fingerprint, resolve_data
+
+    params = _check_parameters(chapter, params or {})
+    data_root = resolve_data(params.get("data", "twin"), profile=params.get("profile", "quick"),
+                             seed=int(params.get("seed", 0)))
+    key = cache_key(chapter, params, data_fingerprint(data_root))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / f"{chapter.slug}-{key}.ipynb"
+    if cached.is_file() and not force:
+        logger.info("chapter %s: unchanged, reusing %s", chapter.slug, cached.name)
+        return cached
+    logger.info("chapter %s: executing with %s", chapter.slug, params)
+    workdir = Path(tempfile.mkdtemp(prefix=f"deipp-{chapter.slug}-"))
+    partial = cache_dir / f"{chapter.slug}-{key}.partial.ipynb"
+    try:
+        nb = jupytext.read(chapter.path, fmt="md:myst")
+        try:
+            papermill.execute_notebook(
+                nb, str(partial), parameters=params, kernel_name="python3", cwd=str(workdir),
+                progress_bar=progress, log_output=False,
+            )
+        except papermill.PapermillExecutionError as err:
+            raise ChapterExecutionError(
+                f"chapter {chapter.slug!r} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+                f"(partially executed notebook: {partial})"
+            ) from None
+        nb = nbformat.read(partial, as_version=4)
+        _hide_injected(nb)
+        tmp = cached.with_suffix(".tmp")
+        nbformat.write(nb, tmp)
+        os.replace(tmp, cached)
+        partial.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return cached
+
+
+def _restrict_toc(toc_path: Path, keep: list[str]) -> None:
+    """Drop the chapters not in ``keep`` from a staged ``_toc.yml`` (other pages stay)."""
+    import yaml
+
+    toc = yaml.safe_load(toc_path.read_text())
+
+    def wanted(entry) -> bool:
+        f = entry.get("file", "")
+        return not f.startswith("notebooks/") or f.split("/", 1)[1] in keep
+
+    for part in toc.get("parts", []):
+        part["chapters"] = [c for c in part.get("chapters", []) if wanted(c)]
+    toc["parts"] = [p for p in toc.get("parts", []) if p["chapters"]]
+    if "chapters" in toc:
+        toc["chapters"] = [c for c in toc["chapters"] if wanted(c)]
+    toc_path.write_text(yaml.safe_dump(toc, sort_keys=False))
+
+
+def build_book(
+    *,
+    profile: str = "book",
+    data: str = "twin",
+    seed: int = 0,
+    output: Path | None = None,
+    chapters: list[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Execute the chapters and build the HTML site; returns the ``html`` folder.
+
+    Parameters
+    ----------
+    profile : str
+        Run profile passed to every chapter.
+    data : str
+        ``"twin"`` or the path of a local copy of ds006815.
+    seed : int
+        Seed passed to every chapter.
+    output : Path, optional
+        Build folder (default ``<book root>/_build``); the site is written to ``<output>/html``.
+    chapters : list of str, optional
+        Only these chapters (slugs); the others are left out of the staged table of contents' pages.
+    force : bool
+        Re-execute even when a cached result exists.
+    """
+    from deipp_core.profiles import get_profile
+
+    get_profile(profile)
+    root = book_root()
+    output = (output or root / "_build").resolve()
+    staging = output / "src"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, staging / name)
+    shutil.copytree(root / "book", staging / "book")
+    (staging / "notebooks").mkdir()
+    for chapter in list_chapters(root):
+        if chapters is not None and chapter.slug not in chapters:
+            continue
+        params = {"data": data, "profile": profile, "seed": seed}
+        params = {k: v for k, v in params.items() if k in chapter.parameters}
+        nb_path = execute_chapter(chapter, params, cache_dir=output / "cache", force=force, progress=progress)
+        shutil.copy2(nb_path, staging / "notebooks" / f"{chapter.slug}.ipynb")
+    if chapters is not None:
+        _restrict_toc(staging / "_toc.yml", chapters)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb), "build", str(staging), "--path-output", str(output.parent if output.name == "_build" else output),
+           "-W", "-n", "--keep-going"]
+    logger.info("building the site: %s", " ".join(cmd))
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DeippError(f"jupyter-book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    html = (output if output.name == "_build" else output / "_build") / "html"
+    return html

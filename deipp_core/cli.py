@@ -1,0 +1,149 @@
+"""The ``deipp`` command: generate the twin, list and rerun chapters, build the book.
+
+Examples
+--------
+``deipp chapters`` lists the chapters and their parameters;
+``deipp chapter prediction --participant 02 --profile paper --bids /data/ds006815`` reruns one chapter
+and rebuilds its page; ``deipp book`` builds the whole site; ``deipp twin --scale paper`` writes the
+digital twin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from deipp_core import __version__
+from deipp_core.exceptions import DeippError, ParameterError
+
+__all__ = ["main"]
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    import ast
+
+    if "=" not in text:
+        raise ParameterError(f"--param expects NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
+def _cmd_twin(args) -> int:
+    from deipp_core.data import twin_root
+    from deipp_core.data.twin import TwinConfig, generate_twin
+
+    config = {"quick": TwinConfig.quick, "paper": TwinConfig.paper}[args.scale]()
+    out = Path(args.out) if args.out else twin_root(args.scale, args.seed, args.null)
+    generate_twin(out, config, seed=args.seed, null=args.null, overwrite=args.overwrite)
+    print(out)
+    return 0
+
+
+def _cmd_chapters(args) -> int:
+    from deipp_core.book import list_chapters
+
+    for chapter in list_chapters():
+        params = ", ".join(f"{k}={v!r}" for k, v in chapter.parameters.items())
+        print(f"{chapter.slug:<22} {chapter.title}\n{'':<22} parameters: {params}")
+    return 0
+
+
+def _chapter_params(args) -> dict:
+    params = dict(_parse_param(p) for p in args.param)
+    if args.bids:
+        params["data"] = str(Path(args.bids).expanduser().resolve())
+    for name in ("participant", "profile", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _cmd_chapter(args) -> int:
+    from deipp_core.book import book_root, build_book, execute_chapter, get_chapter
+
+    chapter = get_chapter(args.slug)
+    params = _chapter_params(args)
+    root = book_root()
+    nb = execute_chapter(chapter, params, cache_dir=root / "_build" / "cache", force=args.force)
+    print(f"executed notebook: {nb}")
+    if not args.no_build:
+        profile = params.get("profile", chapter.parameters.get("profile", "quick"))
+        html = build_book(profile=profile, data=params.get("data", "twin"), seed=params.get("seed", 0),
+                          output=root / "_build" / "chapters" / chapter.slug, chapters=[chapter.slug])
+        print(f"page: {html / 'notebooks' / (chapter.slug + '.html')}")
+    return 0
+
+
+def _cmd_book(args) -> int:
+    from deipp_core.book import build_book
+
+    data = str(Path(args.bids).expanduser().resolve()) if args.bids else "twin"
+    html = build_book(profile=args.profile, data=data, seed=args.seed,
+                      output=Path(args.output) if args.output else None, force=args.force)
+    print(f"site: {html / 'index.html'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deipp", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"deipp {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("twin", help="write the digital twin (simulated data set in the study's layout)")
+    p.add_argument("--scale", choices=["quick", "paper"], default="paper")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--null", action="store_true", help="no pain signal (for calibration)")
+    p.add_argument("--out", help="output folder (default: the embedded twin's location)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_twin)
+
+    p = sub.add_parser("chapters", help="list the chapters and their parameters")
+    p.set_defaults(func=_cmd_chapters)
+
+    p = sub.add_parser("chapter", help="execute one chapter with papermill and rebuild its page")
+    p.add_argument("slug", help="chapter name, as listed by `deipp chapters`")
+    p.add_argument("--participant")
+    p.add_argument("--profile", choices=["quick", "book", "paper"])
+    p.add_argument("--bids", metavar="PATH", help="run on a local copy of ds006815 instead of the twin")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other parameter of the chapter (repeatable)")
+    p.add_argument("--force", action="store_true", help="re-execute even if a cached result exists")
+    p.add_argument("--no-build", action="store_true", help="execute only; do not rebuild the page")
+    p.set_defaults(func=_cmd_chapter)
+
+    p = sub.add_parser("book", help="execute every chapter and build the website")
+    p.add_argument("--profile", choices=["quick", "book", "paper"], default="book")
+    p.add_argument("--bids", metavar="PATH", help="build on a local copy of ds006815 instead of the twin")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", help="build folder (default: _build in the repository)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_book)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``deipp`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="deipp: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except DeippError as err:
+        print(f"deipp: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("deipp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
