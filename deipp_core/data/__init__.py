@@ -130,13 +130,17 @@ def load_dataset(
 
 
 def data_fingerprint(root: Path) -> str:
-    """A short hash that changes when the data set at ``root`` changes (names, sizes, mtimes)."""
+    """A short hash that changes when the data set at ``root`` changes (names, sizes, mtimes).
+
+    Results written by deipp itself under ``derivatives/deipp`` are not part of the fingerprint.
+    """
     h = hashlib.sha256()
     desc = root / "dataset_description.json"
     if desc.is_file():
         h.update(desc.read_bytes())
+    results = root / "derivatives" / "deipp"  # our own outputs must not change the inputs' identity
     for path in sorted(root.rglob("*")):
-        if path.is_file():
+        if path.is_file() and results not in path.parents:
             st = path.stat()
             h.update(json.dumps([str(path.relative_to(root)), st.st_size, int(st.st_mtime)]).encode())
     return h.hexdigest()[:16]
