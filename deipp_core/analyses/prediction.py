@@ -9,19 +9,23 @@ with hierarchical-bootstrap CIs and p (:mod:`deipp_core.evaluation`).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from deipp_core import evaluation
 from deipp_core.data.dataset import Dataset, Participant
+from deipp_core.data.derivatives import atomic_write_bytes, derivatives_root, hash_key
 from deipp_core.features import ParticipantFeatures, participant_features
 from deipp_core.model import NestedLOSOResult, nested_loso
 from deipp_core.profiles import Profile, get_profile
 
-__all__ = ["PredictionResult", "run_prediction", "edge_recovery"]
+__all__ = ["PredictionResult", "run_prediction", "predict_participant", "edge_recovery", "save_cv", "load_cv"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ def run_prediction(
     seed: int = 0,
     n_jobs: int = 1,
     features: ParticipantFeatures | None = None,
+    cv: NestedLOSOResult | None = None,
 ) -> PredictionResult:
     """Nested leave-one-session-out prediction of one participant's pain, evaluated at four levels.
 
@@ -89,6 +94,9 @@ def run_prediction(
         Parallel outer folds (one BLAS thread each).
     features : ParticipantFeatures, optional
         Precomputed features of this participant (computed otherwise).
+    cv : NestedLOSOResult, optional
+        A nested cross-validation already fitted on these features (see :func:`predict_participant`,
+        which caches it on disk); fitted otherwise.
 
     Returns
     -------
@@ -101,10 +109,11 @@ def run_prediction(
     X_eval, rows_eval = feats.X[eval_mask], feats.rows[eval_mask]
     logger.info("sub-%s: nested LOSO on %d rows × %d edges (%d sessions)", participant.label,
                 X_train.shape[0], X_train.shape[1], feats.n_sessions)
-    cv = nested_loso(
-        X_train, rows_train["rating"].to_numpy(), rows_train["session"].to_numpy(),
-        X_eval=X_eval, groups_eval=rows_eval["session"].to_numpy(), n_jobs=n_jobs,
-    )
+    if cv is None:
+        cv = nested_loso(
+            X_train, rows_train["rating"].to_numpy(), rows_train["session"].to_numpy(),
+            X_eval=X_eval, groups_eval=rows_eval["session"].to_numpy(), n_jobs=n_jobs,
+        )
     predictions = pd.concat(
         [rows_train.assign(predicted=cv.y_pred_train), rows_eval.assign(predicted=cv.y_pred_eval)],
         ignore_index=True,
@@ -113,7 +122,11 @@ def run_prediction(
     metrics = evaluation.evaluate(levels, n_boot=prof.n_boot, seed=seed)
     within_run = evaluation.within_correlations(levels, by="run", n_boot=prof.n_boot, seed=seed)
     within_session = evaluation.within_correlations(levels, by="session", n_boot=prof.n_boot, seed=seed)
-    roc = evaluation.roc_table(levels)
+    roc = pd.concat(
+        [evaluation.roc_source_data(levels, lv).set_axis(["fpr", "tpr"], axis=1).assign(level=lv)
+         for lv in evaluation.LEVELS],
+        ignore_index=True,
+    )
     return PredictionResult(
         participant=participant.label,
         features=feats,
@@ -168,3 +181,62 @@ def edge_recovery(weights: np.ndarray, features: ParticipantFeatures, dataset: D
         "sign_agreement": float(np.mean(np.sign(w[nz]) == planted_sign[nz])) if nz.any() else float("nan"),
         "n_planted": int(is_planted.sum()),
     }
+
+
+def save_cv(cv: NestedLOSOResult, path: Path) -> None:
+    """Write a :class:`NestedLOSOResult` to ``path`` (``.npz``) atomically (fold splits are not kept)."""
+    arrays = {f.name: np.asarray(getattr(cv, f.name)) for f in dataclasses.fields(cv)
+              if f.name != "splits" and getattr(cv, f.name) is not None}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_cv(path: Path) -> NestedLOSOResult:
+    """Read a result written by :func:`save_cv`."""
+    with np.load(path, allow_pickle=False) as npz:
+        values = {}
+        for f in dataclasses.fields(NestedLOSOResult):
+            if f.name == "splits":
+                continue
+            if f.name in npz:
+                v = npz[f.name]
+                values[f.name] = v.item() if v.ndim == 0 else v
+            else:
+                values[f.name] = None
+    return NestedLOSOResult(**values)
+
+
+def predict_participant(
+    dataset: Dataset,
+    label: str,
+    *,
+    profile: str | Profile = "quick",
+    seed: int = 0,
+    n_jobs: int = 1,
+    use_cache: bool = True,
+) -> PredictionResult:
+    """:func:`run_prediction` for one participant of a data set, with the fitted cross-validation
+    cached under ``derivatives/deipp/sub-<label>/``.
+
+    The cache key covers the data set's fingerprint, the participant and the ``deipp_core`` source, so
+    any change to the data or the code refits; the file is written atomically. Features are recomputed
+    (they are cheap and large); the bootstrap statistics are recomputed for the requested profile.
+    """
+    from deipp_core.book import _package_digest
+    from deipp_core.data import data_fingerprint
+
+    participant = dataset[label]
+    features = participant_features(participant)
+    cv = None
+    path = None
+    if use_cache:
+        key = hash_key(data_fingerprint(dataset.root), label, _package_digest(), "nested_loso")
+        path = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-nestedloso_key-{key}.npz"
+        if path.is_file():
+            logger.info("sub-%s: reusing the cached nested cross-validation %s", label, path.name)
+            cv = load_cv(path)
+    result = run_prediction(participant, profile=profile, seed=seed, n_jobs=n_jobs, features=features, cv=cv)
+    if use_cache and cv is None:
+        save_cv(result.cv, path)
+    return result
