@@ -2,8 +2,8 @@
 
 The DEIPP features (methods spec ``reference/deipp_methods.md`` §8) are *edge co-fluctuations*: with
 ``z_i(t)`` the z-scored time series of parcel ``i`` over the kept frames of a run,
-``e_ij(t) = z_i(t)·z_j(t)`` for every pair ``i < j``. A feature row is the mean of ``e(t)`` over the frames
-of a bin.
+``e_ij(t) = z_i(t)·z_j(t)`` for every pair ``i < j``. A feature row is the mean of ``e(t)`` over the
+frames of a bin.
 
 Edge order
     Pairs are listed in MATLAB's **column-major upper-triangle** order, (0,1), (0,2), (1,2), (0,3),
@@ -271,7 +271,7 @@ def vec_to_sym(w: np.ndarray, n_parcels: int | None = None) -> np.ndarray:
 
 
 def sym_to_vec(W: np.ndarray) -> np.ndarray:
-    """Square matrix → edge vector: its upper triangle without the diagonal, column-major (``refmt_r``).
+    """Square matrix → edge vector: upper triangle without diagonal, column-major (``refmt_r``).
 
     Examples
     --------
@@ -286,7 +286,7 @@ def sym_to_vec(W: np.ndarray) -> np.ndarray:
 
 
 def predict_frames(z: np.ndarray, w: np.ndarray, intercept: float = 0.0) -> np.ndarray:
-    """Frame-wise prediction ``ŷ(t) = b0 + e(t)·w`` computed as ``b0 + ½ z(t)ᵀ W z(t)`` (methods §10.1).
+    """Frame-wise prediction ``ŷ(t) = b0 + e(t)·w``, computed as ``b0 + ½ z(t)ᵀ W z(t)`` (§10.1).
 
     Parameters
     ----------

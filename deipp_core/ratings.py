@@ -114,7 +114,8 @@ class RatingParams:
             isinstance(n, bool) or not isinstance(n, Integral) or n < 1 for n in n_bins
         ):
             raise ParameterError(
-                f"RatingParams.n_bins must be a non-empty tuple of integers >= 1; got {self.n_bins!r}"
+                "RatingParams.n_bins must be a non-empty tuple of integers >= 1; "
+                f"got {self.n_bins!r}"
             )
         if len(set(n_bins)) != len(n_bins):
             raise ParameterError(f"RatingParams.n_bins has repeated values: {self.n_bins!r}")
@@ -150,7 +151,8 @@ def resample_to_tr(
 
     Linear interpolation (MATLAB ``interp1``) of ``value`` over ``time`` at the mid-acquisition time
     of every volume kept after dummy removal,
-    ``t_k = n_dummy·TR − tdummy + 0.5·TR + k·TR`` (seconds on the rating clock), ``k = 0 … n_volumes−1``.
+    ``t_k = n_dummy·TR − tdummy + 0.5·TR + k·TR`` (seconds on the rating clock),
+    ``k = 0 … n_volumes−1``.
     Queries outside the sampled time range give NaN, as ``interp1`` does.
 
     Parameters
@@ -499,8 +501,8 @@ class RunFrames:
     Attributes
     ----------
     frames : ndarray of int64, shape (n_kept,)
-        Indices (0-based, after dummy removal) of the brain volumes kept: ``n_trim + lag … n_volumes−1``
-        minus censored volumes.
+        Indices (0-based, after dummy removal) of the brain volumes kept:
+        ``n_trim + lag … n_volumes−1`` minus censored volumes.
     rating : ndarray of float64, shape (n_kept,)
         The rating paired with each kept brain volume, i.e. sampled ``lag`` volumes earlier
         (MATLAB ``rating_dat``).
@@ -542,8 +544,8 @@ def kept_frames(run: Run, params: RatingParams = RatingParams()) -> np.ndarray:
     if n_vol <= first:
         raise AllFramesCensoredError(
             f"{where} has {n_vol} volumes, but the first {params.n_trim(run.tr)} (trim of "
-            f"{params.trim_s} s) plus {params.lag_tr} (lag) = {first} are dropped; the run is too short "
-            "for this trim and lag"
+            f"{params.trim_s} s) plus {params.lag_tr} (lag) = {first} are dropped; the run is too "
+            "short for this trim and lag"
         )
     censor = run.censor
     if censor.shape != (n_vol,):
@@ -597,11 +599,14 @@ def align_run(run: Run, params: RatingParams = RatingParams()) -> RunFrames:
     rating = paired[keep]
     if np.isnan(rating).any():
         bad = frames[np.isnan(rating)]
+        t = run.rating["time"].to_numpy(dtype=float)
+        t = t[np.isfinite(t)]
+        span = f"{t.min():.2f}-{t.max():.2f} s" if t.size else "no valid time stamps"
         raise DataFormatError(
-            f"{where}: the rating is NaN for {bad.size} kept frame(s) (brain volumes {bad[:5].tolist()}"
-            f"{'…' if bad.size > 5 else ''}); the rating file does not cover the scan (it ends at "
-            f"{np.nanmax(run.rating['time'].to_numpy(dtype=float)):.2f} s on the rating clock). "
-            "Check the rating file, or increase the lag/trim"
+            f"{where}: the rating is NaN for {bad.size} kept frame(s) (brain volumes "
+            f"{bad[:5].tolist()}{'…' if bad.size > 5 else ''}); the rating does not cover the "
+            f"scan (sampled {span} on the rating clock). Check the rating file, or increase the "
+            "trim (a late start) or the lag (an early end)"
         )
     rbin: dict[int, np.ndarray] = {}
     tbin: dict[int, np.ndarray] = {}

@@ -114,7 +114,8 @@ def test_params_coerce_a_list_of_bins_to_a_tuple_and_reject_a_bad_tr():
 
 
 def test_resample_uses_mid_volume_times_after_the_dummy_volumes():
-    # TR 0.46, 22 dummies: t_k = 22·0.46 − 10 + 0.23 + 0.46 k = 0.35, 0.81, 1.27, 1.73, 2.19, 2.65, 3.11
+    # TR 0.46, 22 dummies: t_k = 22·0.46 − 10 + 0.23 + 0.46 k
+    #                          = 0.35, 0.81, 1.27, 1.73, 2.19, 2.65, 3.11
     rating = pd.DataFrame({"time": [0.0, 1.0, 2.0, 3.0], "value": [0.0, 1.0, 0.0, 1.0]})
     out = resample_to_tr(rating, 7, 0.46)
     expected = [0.35, 0.81, 0.73, 0.27, 0.19, 0.65, np.nan]
@@ -172,7 +173,9 @@ def test_rating_bins_exclude_short_segments():
         rating_bins(r, 2, min_segment=3), [0, 0, 0, 0, -1, -1, -1, -1, 1, 1, 1, 1]
     )
     # min_segment 2: nothing is shorter than 2
-    np.testing.assert_array_equal(rating_bins(r, 2, min_segment=2), [0] * 4 + [1] * 2 + [0] * 2 + [1] * 4)
+    np.testing.assert_array_equal(
+        rating_bins(r, 2, min_segment=2), [0] * 4 + [1] * 2 + [0] * 2 + [1] * 4
+    )
 
 
 def test_rating_bins_never_check_the_last_segment_but_do_check_the_first():
@@ -465,3 +468,10 @@ def test_align_run_rejects_a_run_without_rating_and_kept_frames_handles_rest_run
     with pytest.raises(DataFormatError, match="no continuous rating"):
         align_run(rest, _SMALL)
     np.testing.assert_array_equal(kept_frames(rest, _SMALL), [5, 6, 7, 8] + list(range(10, 20)))
+
+
+def test_align_run_reports_an_empty_rating_table_as_not_covering_the_scan():
+    empty = pd.DataFrame({"time": np.array([], float), "value": np.array([], float)})
+    np.testing.assert_array_equal(np.isnan(resample_to_tr(empty, 3, 1.0)), True)
+    with pytest.raises(DataFormatError, match="no valid time stamps"):
+        align_run(make_run(20, tr=1.0, rating=empty), _SMALL)
