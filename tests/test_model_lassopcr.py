@@ -7,10 +7,19 @@ import pytest
 from sklearn.linear_model import Lasso, lars_path
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from deipp_core.exceptions import ParameterError
 from deipp_core.model import LassoPCR, fit_predict_gram, lambda_grid
 from deipp_core.model._synthetic import make_session_data
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS thread: the tests run beside other jobs on few cores, and oversubscribed BLAS
+    threads slow small SVDs and eigendecompositions many-fold."""
+    with threadpool_limits(limits=1):
+        yield
+
 
 # ---------------------------------------------------------------------------------------------
 # data
