@@ -1,0 +1,698 @@
+"""Training-data size (paper Fig. 3): how held-out accuracy grows with the number of training sessions.
+
+This is ``analysis_predict_rating_trainsize.m`` + its visualize step (``reference/deipp_methods.md``
+§10.7, source data §13.1). For one participant with ``S`` sessions:
+
+1. **Fits.** For every size ``m = 1 … S − 2``, repetition and held-out session ``k``: draw ``m``
+   training sessions at random from the ``S − 1`` others, fit LASSO-PCR on their rating-decile bins
+   (``rbin10``) with a *single* λ — the one the main model's inner cross-validation chose for outer
+   fold ``k``, ``cv.lambdas[cv.icv_best[k]]`` (the original's ``L_matlab(icv_bestidx(k))``) — and
+   predict session ``k``'s 1-min bins, 2-min bins and run means. When no component passes the
+   threshold the prediction is the intercept (the training mean), as in the original.
+2. **Evaluation per (m, repetition).** Pooled Pearson r at the four levels
+   (:func:`deipp_core.evaluation.level_table`) and a hierarchical bootstrap p **without** single-class
+   rejection; a repetition is *significant* at a level when p < 0.05 and r > 0.
+3. **Summary.** Mean r over repetitions ± 1.96·SD/√reps (the source-data CSV), the fraction of
+   significant repetitions, the "minimum number of sessions to reach X %" (the original's rule
+   ``#sizes with sig < X`` + 1), mean r and % significant at a conventional amount of data (m = 4),
+   and the original's size-vs-r regression (which regresses size on r — reversed; its t and p are
+   those of the usual direction, its slope is not).
+
+Speed (≈ 110,000 fits for the paper's 100 repetitions of both participants): the Gram matrix of all
+rows is computed once, and every fit is the eigendecomposition of the centred ``30m × 30m`` sub-block of
+the drawn sessions plus cross-products with the held-out rows
+(:func:`deipp_core.model.fit_predict_gram`). Repetitions run in chunks on joblib (loky) workers with one
+BLAS thread each; joblib memory-maps the Gram matrices, so each worker reads them once. The bootstrap
+of all repetitions of a level is a handful of matrix products over one set of resample counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed, effective_n_jobs
+from scipy import stats as sps
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from deipp_core.data.dataset import Participant
+from deipp_core.evaluation import LEVEL_GROUPS, LEVELS, hierarchical_bootstrap, level_table
+from deipp_core.exceptions import DeippError, ParameterError
+from deipp_core.features import ParticipantFeatures, participant_features
+from deipp_core.model import NestedLOSOResult, fit_predict_gram, nested_loso
+from deipp_core.profiles import Profile, get_profile
+from deipp_core.stats import boot2cip, pearson_r
+
+__all__ = [
+    "TrainingSizeResult",
+    "training_size",
+    "run_training_size",
+    "THRESHOLDS",
+    "EVAL_KINDS",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Feature kinds predicted for the held-out session (they become the 1-min, 2-min and run levels).
+EVAL_KINDS: tuple[str, ...] = ("tbin10", "tbin5", "run")
+
+#: Percentages of significant repetitions for which the "minimum number of sessions" is reported.
+THRESHOLDS: tuple[float, ...] = (50.0, 90.0, 95.0, 97.5, 99.0)
+
+#: Significance level of a repetition's bootstrap p (``p < ALPHA`` and ``r > 0``).
+ALPHA = 0.05
+
+#: Column block used to form the Gram matrices without copying the feature matrix.
+_GRAM_BLOCK = 4096
+
+#: Repetition columns evaluated at once in the bootstrap (bounds memory at n_boot × _BOOT_COLS floats).
+_BOOT_COLS = 256
+
+
+@dataclass
+class TrainingSizeResult:
+    """Everything the training-size analysis produces for one participant.
+
+    Attributes
+    ----------
+    participant : str
+        Participant label.
+    sessions : ndarray of str, shape (S,)
+        Session labels; session code ``k`` (used in :attr:`train_sessions`) is ``sessions[k]``.
+    sizes : ndarray of int, shape (n_sizes,)
+        Numbers of training sessions ``m``.
+    n_reps : int
+        Repetitions per size.
+    n_boot : int
+        Bootstrap resamples per repetition and level.
+    seed : int
+        Seed of the session draws and of the bootstrap.
+    lambdas : ndarray of shape (S,)
+        The λ used for held-out session ``k``: ``cv.lambdas[cv.icv_best[k]]``.
+    eval_rows : DataFrame
+        The predicted feature rows (``kind`` ∈ :data:`EVAL_KINDS`, ``session``, ``run``, ``bin``,
+        ``rating``), in the column order of :attr:`predictions`.
+    predictions : ndarray of shape (n_sizes, n_reps, n_eval)
+        Held-out prediction of every evaluation row, each session predicted by its own fit.
+    train_sessions : ndarray of int16, shape (n_sizes, n_reps, S, max(sizes))
+        Codes of the training sessions drawn for each (size, repetition, held-out session), sorted,
+        padded with −1 (the original's ``trsz_cvidx``).
+    n_selected : ndarray of int, shape (n_sizes, n_reps, S)
+        Number of principal components each fit selected (0: intercept-only prediction).
+    reps : DataFrame
+        One row per (size, rep, level): ``n_session``, ``rep``, ``level``, ``r`` (pooled Pearson r),
+        ``p`` (two-sided hierarchical bootstrap p, no single-class rejection) and ``significant``
+        (``p < 0.05`` and ``r > 0``).
+    summary : DataFrame
+        One row per (size, level): ``n_session``, ``level``, ``mean_r``, ``sd_r`` (over repetitions,
+        ddof 1), ``ci_lower``, ``ci_upper`` (mean ± 1.96·SD/√reps), ``n_significant`` and
+        ``frac_significant``.
+    min_sessions : DataFrame
+        One row per (level, threshold X in %): ``min_sessions`` = (#sizes with a fraction significant
+        below X) + 1 (the original's rule), ``first_reached`` = the smallest size whose fraction
+        reaches X (NaN if none does), ``reached`` (bool) and ``monotone`` (whether the fraction never
+        decreases with size; the original rule assumes it).
+    at_reference : DataFrame
+        One row per level at ``n_session = reference_size`` (default 4, a conventional amount of
+        data): ``mean_r`` and ``pct_significant``; NaN when that size was not run.
+    trend : DataFrame
+        One row per level: the original's ``glmfit(mean r, size)`` — size regressed on mean r —
+        ``b_reversed``, ``t``, ``p``, and the slope of mean r on size (``b_r_per_session``); t and p
+        are the same in both directions.
+    reference_size : int
+        Size reported in :attr:`at_reference`.
+    """
+
+    participant: str
+    sessions: np.ndarray
+    sizes: np.ndarray
+    n_reps: int
+    n_boot: int
+    seed: int
+    lambdas: np.ndarray
+    eval_rows: pd.DataFrame
+    predictions: np.ndarray = field(repr=False)
+    train_sessions: np.ndarray = field(repr=False)
+    n_selected: np.ndarray = field(repr=False)
+    reps: pd.DataFrame = field(repr=False)
+    summary: pd.DataFrame = field(repr=False)
+    min_sessions: pd.DataFrame = field(repr=False)
+    at_reference: pd.DataFrame = field(repr=False)
+    trend: pd.DataFrame = field(repr=False)
+    reference_size: int = 4
+
+    def prediction_frame(self, size: int, rep: int) -> pd.DataFrame:
+        """The held-out predictions of one (size, repetition), ready for :func:`level_table`.
+
+        Parameters
+        ----------
+        size : int
+            Number of training sessions (a value of :attr:`sizes`).
+        rep : int
+            Repetition, 0-based.
+
+        Returns
+        -------
+        DataFrame
+            :attr:`eval_rows` with a ``predicted`` column.
+        """
+        hits = np.flatnonzero(self.sizes == size)
+        if hits.size == 0 or not 0 <= rep < self.n_reps:
+            raise ParameterError(
+                f"no repetition {rep} of size {size}; sizes run {self.sizes.min()}–{self.sizes.max()}, "
+                f"repetitions 0–{self.n_reps - 1}"
+            )
+        return self.eval_rows.assign(predicted=self.predictions[hits[0], rep])
+
+    def source_data(self) -> pd.DataFrame:
+        """The figure source data ``…_trainsize_<pt>_srcdat_corr.csv`` (``deipp_methods.md`` §13.1).
+
+        Returns
+        -------
+        DataFrame
+            ``n_session``, then for each unit u in (1min, 2min, run, session): ``u_mean``,
+            ``u_95ci_lower``, ``u_95ci_upper`` (mean r ± 1.96·SD/√reps over repetitions).
+        """
+        wide = self.summary.pivot(index="n_session", columns="level")
+        out = pd.DataFrame({"n_session": wide.index.to_numpy()})
+        for lv in LEVELS:
+            unit = "session" if lv == "session" else lv
+            out[f"{unit}_mean"] = wide[("mean_r", lv)].to_numpy()
+            out[f"{unit}_95ci_lower"] = wide[("ci_lower", lv)].to_numpy()
+            out[f"{unit}_95ci_upper"] = wide[("ci_upper", lv)].to_numpy()
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Random streams
+# ----------------------------------------------------------------------------------------------
+
+
+def _draw_rng(seed: int, size: int, rep: int) -> np.random.Generator:
+    """Generator of the session draws of one (size, repetition).
+
+    ``SeedSequence(seed, spawn_key=(0, size, rep))``: the draws of a repetition depend only on
+    ``(seed, size, rep)`` — not on ``n_reps``, the other sizes, the chunking or ``n_jobs``.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, int(size), int(rep))))
+
+
+def _boot_seed(seed: int, level: str) -> np.random.SeedSequence:
+    """Seed of the bootstrap resamples of one level (a stream separate from the draws)."""
+    return np.random.SeedSequence(seed, spawn_key=(1, LEVELS.index(level)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Fits
+# ----------------------------------------------------------------------------------------------
+
+
+def _translated_grams(
+    X: np.ndarray, train_rows: np.ndarray, eval_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``K = Xt Xtᵀ`` and ``K_eval = Xe Xtᵀ`` after subtracting the training rows' column mean.
+
+    A common translation changes no fit (each fit re-centres its own rows) and removes the large
+    common offset of co-fluctuation features, which improves round-off. Columns are processed in
+    blocks, so neither the training nor the evaluation rows are ever copied whole.
+    """
+    K = np.zeros((train_rows.size, train_rows.size))
+    K_eval = np.zeros((eval_rows.size, train_rows.size))
+    for start in range(0, X.shape[1], _GRAM_BLOCK):
+        cols = np.arange(start, min(start + _GRAM_BLOCK, X.shape[1]))
+        block = X[np.ix_(train_rows, cols)]
+        mu = block.mean(axis=0)
+        block -= mu
+        K += block @ block.T
+        K_eval += (X[np.ix_(eval_rows, cols)] - mu) @ block.T
+    return K, K_eval
+
+
+def _fit_tasks(
+    K: np.ndarray,
+    K_eval: np.ndarray,
+    y: np.ndarray,
+    train_of: list[np.ndarray],
+    eval_of: list[np.ndarray],
+    lambdas: np.ndarray,
+    tasks: list[tuple[int, int, int]],
+    seed: int,
+    max_size: int,
+) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Run every (size, rep) task of a chunk: S fits each. One BLAS thread (a worker's job)."""
+    n_ses = len(train_of)
+    n_eval = K_eval.shape[0]
+    out = []
+    with threadpool_limits(limits=1):
+        for i_size, size, rep in tasks:
+            rng = _draw_rng(seed, size, rep)
+            pred = np.empty(n_eval)
+            drawn = np.full((n_ses, max_size), -1, dtype=np.int16)
+            n_sel = np.empty(n_ses, dtype=np.int64)
+            for k in range(n_ses):
+                others = np.delete(np.arange(n_ses), k)
+                chosen = np.sort(others[rng.choice(n_ses - 1, size=size, replace=False)])
+                drawn[k, :size] = chosen
+                train_idx = np.concatenate([train_of[s] for s in chosen])
+                p, ns = fit_predict_gram(K, K_eval, y, train_idx, eval_of[k], lambdas[k : k + 1])
+                pred[eval_of[k]] = p[0]
+                n_sel[k] = ns[0]
+            out.append((i_size, rep, pred, drawn, n_sel))
+    return out
+
+
+def _make_chunks(tasks: list[tuple[int, int, int]], n_chunks: int) -> list[list[tuple[int, int, int]]]:
+    """Deal tasks, largest first, round-robin into chunks of similar cost (fit cost ~ size³)."""
+    order = sorted(tasks, key=lambda t: (-t[1], t[2]))
+    chunks = [order[i::n_chunks] for i in range(n_chunks)]
+    return [c for c in chunks if c]
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+
+
+def _level_maps(eval_rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Units of the four levels and, per level, the matrix mapping evaluation rows to its units.
+
+    The units come from :func:`level_table`; ``maps[level] @ predictions`` reproduces its
+    ``predicted`` column (a unit is one evaluation row, or the mean of a session's run rows).
+    """
+    template = eval_rows.assign(predicted=0.0)
+    table = level_table(template)
+    key = eval_rows["kind"].map({"tbin10": "1min", "tbin5": "2min", "run": "run"})
+    index = {
+        (lv, str(s), int(r), int(b) if lv != "run" else -1): i
+        for i, (lv, s, r, b) in enumerate(
+            zip(key, eval_rows["session"], eval_rows["run"], eval_rows["bin"])
+        )
+    }
+    maps: dict[str, np.ndarray] = {}
+    for lv in LEVELS:
+        units = table[table["level"] == lv]
+        M = np.zeros((len(units), len(eval_rows)))
+        for u, (s, r, b) in enumerate(zip(units["session"], units["run"], units["bin"])):
+            if lv == "session":
+                cols = [i for (l2, s2, _, _), i in index.items() if l2 == "run" and s2 == s]
+                M[u, cols] = 1.0 / len(cols)
+            else:
+                M[u, index[(lv, s, int(r), int(b))]] = 1.0
+        maps[lv] = M
+    return table, maps
+
+
+def _check_level_maps(table: pd.DataFrame, maps: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
+    """Guard: the level maps must reproduce :func:`level_table` on an actual prediction."""
+    ref = level_table(frame)
+    for lv in LEVELS:
+        got = maps[lv] @ frame["predicted"].to_numpy(float)
+        want = ref.loc[ref["level"] == lv, "predicted"].to_numpy(float)
+        if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-12):
+            raise DeippError(
+                f"internal error: the {lv!r} units of the training-size evaluation do not match "
+                "level_table(); please report this"
+            )
+        actual = ref.loc[ref["level"] == lv, "actual"].to_numpy(float)
+        if not np.array_equal(actual, table.loc[table["level"] == lv, "actual"].to_numpy(float)):
+            raise DeippError(f"internal error: the {lv!r} actual ratings do not match level_table()")
+
+
+def _pearson_columns(x: np.ndarray, Y: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """:func:`deipp_core.stats.pearson_r` (x, Y[:, j], weights=W) for every column j at once.
+
+    Same formula (moments of the unweighted-centred values), as matrix products over all columns, and
+    the same exact constancy rule (NaN where x or y takes a single value over a resample's units).
+
+    Returns
+    -------
+    ndarray of shape (n_boot, n_cols)
+    """
+    xc = x - x.mean()
+    Yc = Y - Y.mean(axis=0)
+    sw = W.sum(axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = (W @ xc)[:, None] / sw
+        my = (W @ Yc) / sw
+        sxx = (W @ (xc * xc))[:, None] / sw - mx * mx
+        syy = (W @ (Yc * Yc)) / sw - my * my
+        sxy = (W @ (xc[:, None] * Yc)) / sw - mx * my
+        r = np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0)
+    present = W > 0
+    n_present = present.sum(axis=1)
+    const_x = ~(np.where(present, xc, -np.inf).max(axis=1) > np.where(present, xc, np.inf).min(axis=1))
+    r[const_x] = np.nan
+    for j in range(Y.shape[1]):
+        col = Yc[:, j]
+        if np.unique(col).size == col.size:
+            const = n_present <= 1  # all values distinct: constant only on ≤ 1 unit
+        else:  # ties (e.g. intercept-only predictions): exact rule, as in stats.pearson_r
+            hi = np.where(present, col, -np.inf).max(axis=1)
+            lo = np.where(present, col, np.inf).min(axis=1)
+            const = ~(hi > lo)
+        r[const, j] = np.nan
+    return r
+
+
+def _evaluate_reps(
+    table: pd.DataFrame,
+    maps: dict[str, np.ndarray],
+    predictions: np.ndarray,
+    sizes: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Pooled r and bootstrap p of every (size, rep) at every level (long table)."""
+    n_sizes, n_reps, n_eval = predictions.shape
+    flat = predictions.reshape(-1, n_eval)
+    size_col = np.repeat(sizes, n_reps)
+    rep_col = np.tile(np.arange(n_reps), n_sizes)
+    frames = []
+    for lv in LEVELS:
+        units = table[table["level"] == lv]
+        x = units["actual"].to_numpy(float)
+        Y = maps[lv] @ flat.T  # (n_units, n_sizes·n_reps)
+        groups = [units[c].to_numpy() for c in LEVEL_GROUPS[lv]]
+        W = hierarchical_bootstrap(groups, n_boot, seed=_boot_seed(seed, lv), n_units=len(units)).counts()
+        r = np.array([pearson_r(x, Y[:, j]) for j in range(Y.shape[1])])
+        p = np.empty(Y.shape[1])
+        for start in range(0, Y.shape[1], _BOOT_COLS):
+            cols = slice(start, start + _BOOT_COLS)
+            boot = _pearson_columns(x, Y[:, cols], W)
+            p[cols] = [boot2cip(boot[:, j], 0.0).p for j in range(boot.shape[1])]
+        frames.append(pd.DataFrame({
+            "n_session": size_col, "rep": rep_col, "level": lv, "r": r, "p": p,
+            "significant": (p < ALPHA) & (r > 0),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _summarise(reps: pd.DataFrame, n_reps: int) -> pd.DataFrame:
+    g = reps.groupby(["n_session", "level"], sort=False)
+    out = g.agg(
+        mean_r=("r", "mean"), sd_r=("r", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan),
+        n_significant=("significant", "sum"),
+    ).reset_index()
+    half = 1.96 * out["sd_r"] / np.sqrt(n_reps)
+    out["ci_lower"] = out["mean_r"] - half
+    out["ci_upper"] = out["mean_r"] + half
+    out["n_significant"] = out["n_significant"].astype(int)
+    out["frac_significant"] = out["n_significant"] / n_reps
+    out["level"] = pd.Categorical(out["level"], categories=list(LEVELS), ordered=True)
+    out = out.sort_values(["level", "n_session"]).reset_index(drop=True)
+    out["level"] = out["level"].astype(str)
+    return out[["n_session", "level", "mean_r", "sd_r", "ci_lower", "ci_upper",
+                "n_significant", "frac_significant"]]
+
+
+def _min_sessions(summary: pd.DataFrame, n_reps: int, thresholds: Sequence[float]) -> pd.DataFrame:
+    rows = []
+    for lv in LEVELS:
+        s = summary[summary["level"] == lv].sort_values("n_session")
+        n_sig = s["n_significant"].to_numpy()
+        sizes = s["n_session"].to_numpy()
+        monotone = bool(np.all(np.diff(n_sig) >= 0))
+        for X in thresholds:
+            below = n_sig * 100 < X * n_reps  # fraction < X %, in exact integer arithmetic
+            hit = np.flatnonzero(~below)
+            rows.append({
+                "level": lv, "threshold": float(X),
+                "min_sessions": int(below.sum()) + 1,
+                "first_reached": float(sizes[hit[0]]) if hit.size else np.nan,
+                "reached": bool(hit.size), "monotone": monotone,
+            })
+    return pd.DataFrame(rows)
+
+
+def _at_reference(summary: pd.DataFrame, reference_size: int) -> pd.DataFrame:
+    rows = []
+    for lv in LEVELS:
+        s = summary[(summary["level"] == lv) & (summary["n_session"] == reference_size)]
+        rows.append({
+            "level": lv, "n_session": reference_size,
+            "mean_r": float(s["mean_r"].iloc[0]) if len(s) else np.nan,
+            "pct_significant": 100 * float(s["frac_significant"].iloc[0]) if len(s) else np.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def _trend(summary: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for lv in LEVELS:
+        s = summary[summary["level"] == lv]
+        m, r = s["n_session"].to_numpy(float), s["mean_r"].to_numpy(float)
+        ok = np.isfinite(r)
+        if ok.sum() >= 3 and np.ptp(r[ok]) > 0:
+            rev = sps.linregress(r[ok], m[ok])  # the original: glmfit(mean r, size)
+            fwd = sps.linregress(m[ok], r[ok])
+            rows.append({"level": lv, "b_reversed": rev.slope, "t": rev.slope / rev.stderr,
+                         "p": rev.pvalue, "b_r_per_session": fwd.slope})
+        else:
+            rows.append({"level": lv, "b_reversed": np.nan, "t": np.nan, "p": np.nan,
+                         "b_r_per_session": np.nan})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+
+
+def training_size(
+    features: ParticipantFeatures,
+    cv: NestedLOSOResult,
+    *,
+    sizes: Sequence[int] | None = None,
+    n_reps: int = 100,
+    seed: int = 0,
+    n_boot: int = 10_000,
+    n_jobs: int | None = 1,
+    reference_size: int = 4,
+    thresholds: Sequence[float] = THRESHOLDS,
+    progress: bool = True,
+) -> TrainingSizeResult:
+    """Held-out accuracy as a function of the number of training sessions (§10.7, paper Fig. 3).
+
+    Parameters
+    ----------
+    features : ParticipantFeatures
+        The participant's feature table, with ``rbin10`` (training) and ``tbin10``, ``tbin5`` and
+        ``run`` (evaluation) rows.
+    cv : NestedLOSOResult
+        The participant's main model (:func:`deipp_core.model.nested_loso` on the ``rbin10`` rows):
+        held-out session ``k`` uses ``cv.lambdas[cv.icv_best[k]]``.
+    sizes : sequence of int, optional
+        Numbers of training sessions, each in 1 … S − 1; default ``1 … S − 2`` as the original.
+    n_reps : int, default=100
+        Repetitions per size (the original: 100; see ``Profile.n_trainsize_reps``).
+    seed : int, default=0
+        Seed of the session draws and of the bootstrap. The draws of (size, rep) come from
+        ``numpy.random.default_rng(SeedSequence(seed, spawn_key=(0, size, rep)))``: one
+        ``rng.choice(S − 1, size, replace=False)`` (≙ ``randperm(S−1, m)``) per held-out session, in
+        session order. The original also draws ``randperm(S, m)`` once per (size, rep) and never uses
+        it; in MATLAB that shifts the stream, but with an independent NumPy stream per (size, rep) an
+        unused draw can change nothing, so it is not made. MATLAB's stream cannot be reproduced
+        bitwise anyway (§16 item 15).
+    n_boot : int, default=10_000
+        Hierarchical bootstrap resamples for the p of each (size, rep) and level.
+    n_jobs : int or None, default=1
+        Parallel workers (joblib, loky) for the fits, one BLAS thread each; ``-1``: all cores. Fits
+        use one BLAS thread in every case, so results are identical for any ``n_jobs``.
+    reference_size : int, default=4
+        The "conventional" amount of data whose mean r and % significant are reported.
+    thresholds : sequence of float, default=(50, 90, 95, 97.5, 99)
+        Percentages for :attr:`TrainingSizeResult.min_sessions`.
+    progress : bool, default=True
+        Show a tqdm progress bar over the repetitions.
+
+    Returns
+    -------
+    TrainingSizeResult
+
+    Raises
+    ------
+    ParameterError
+        If ``cv`` does not belong to ``features`` (different sessions), a size is out of range, or a
+        count is not a positive integer.
+
+    Notes
+    -----
+    **Bootstrap.** For each level one set of ``n_boot`` hierarchical resamples (sessions → runs →
+    bins, as :func:`deipp_core.evaluation.evaluate`, without single-class rejection) is drawn and
+    applied to every (size, rep) of the participant: the units and their nesting are the same for all
+    repetitions, only the predictions differ. Each p is therefore an ordinary bootstrap p; sharing
+    the resamples (common random numbers) only correlates the small Monte-Carlo errors of different
+    repetitions' p (standard error ≈ 0.002 near p = 0.05 at B = 10,000) and makes the whole analysis
+    cost a few matrix products per level.
+
+    **Cost.** ``len(sizes) · n_reps · S`` fits, each dominated by the eigendecomposition of a
+    ``30m × 30m`` block (cost ∝ m³), so at S = 30 the sizes ≥ 20 dominate.
+
+    Examples
+    --------
+    >>> res = training_size(features, cv, n_reps=10, n_boot=2000, n_jobs=2)  # doctest: +SKIP
+    >>> res.source_data().head()  # doctest: +SKIP
+    """
+    for name, v in (("n_reps", n_reps), ("n_boot", n_boot)):
+        if int(v) != v or v < 1:
+            raise ParameterError(f"{name} must be a positive integer; got {v!r}")
+    n_reps, n_boot = int(n_reps), int(n_boot)
+    X_rows = features.rows
+    train_mask = (X_rows["kind"] == "rbin10").to_numpy()
+    eval_mask = X_rows["kind"].isin(EVAL_KINDS).to_numpy()
+    if not train_mask.any() or not eval_mask.any():
+        raise ParameterError(
+            f"sub-{features.participant}: the features need rbin10 rows (training) and "
+            f"{', '.join(EVAL_KINDS)} rows (evaluation); kinds present: "
+            f"{sorted(pd.unique(X_rows['kind']))}"
+        )
+    train_rows = np.flatnonzero(train_mask)
+    eval_rows_idx = np.flatnonzero(eval_mask)
+    rows_train = X_rows.iloc[train_rows].reset_index(drop=True)
+    eval_rows = X_rows.iloc[eval_rows_idx][["kind", "session", "run", "bin", "rating"]].reset_index(drop=True)
+
+    sessions = np.asarray(cv.groups)
+    train_ses = np.unique(rows_train["session"].to_numpy())
+    if sessions.shape != train_ses.shape or not np.array_equal(np.sort(sessions.astype(str)), np.sort(train_ses.astype(str))):
+        raise ParameterError(
+            f"sub-{features.participant}: cv was trained on sessions {list(sessions)} but the features "
+            f"have rbin10 rows of sessions {list(train_ses)}; pass the nested_loso result of these features"
+        )
+    n_ses = sessions.size
+    if np.asarray(cv.icv_best).shape != (n_ses,):
+        raise ParameterError(f"cv.icv_best must have one entry per session ({n_ses})")
+    lambdas = np.asarray(cv.lambdas, dtype=float)[np.asarray(cv.icv_best, dtype=int)]
+
+    sizes_arr = np.arange(1, n_ses - 1) if sizes is None else np.asarray(sizes, dtype=int).ravel()
+    if sizes_arr.size == 0:
+        raise ParameterError(
+            f"sub-{features.participant}: no training sizes to run (S = {n_ses} sessions; the default "
+            "sizes 1 … S − 2 need S ≥ 3)"
+        )
+    if np.any(sizes_arr < 1) or np.any(sizes_arr > n_ses - 1) or np.unique(sizes_arr).size != sizes_arr.size:
+        raise ParameterError(
+            f"sizes must be distinct numbers of training sessions in 1 … {n_ses - 1} (S − 1); got "
+            f"{sizes_arr.tolist()}"
+        )
+    sizes_arr = np.sort(sizes_arr)
+
+    sess_str = sessions.astype(str)
+    train_of = [np.flatnonzero(rows_train["session"].astype(str).to_numpy() == s) for s in sess_str]
+    eval_of = [np.flatnonzero(eval_rows["session"].astype(str).to_numpy() == s) for s in sess_str]
+    missing = [s for s, e in zip(sess_str, eval_of) if e.size == 0]
+    if missing:
+        raise ParameterError(
+            f"sub-{features.participant}: sessions {missing} have no evaluation rows "
+            f"({', '.join(EVAL_KINDS)})"
+        )
+    y = rows_train["rating"].to_numpy(float)
+    if not np.all(np.isfinite(y)):
+        raise ParameterError(f"sub-{features.participant}: some rbin10 ratings are not finite")
+
+    K, K_eval = _translated_grams(features.X, train_rows, eval_rows_idx)
+    max_size = int(sizes_arr.max())
+    tasks = [(i, int(m), rep) for i, m in enumerate(sizes_arr) for rep in range(n_reps)]
+    n_fits = len(tasks) * n_ses
+    logger.info(
+        "sub-%s training size: %d sizes × %d repetitions × %d held-out sessions = %d fits",
+        features.participant, sizes_arr.size, n_reps, n_ses, n_fits,
+    )
+
+    predictions = np.empty((sizes_arr.size, n_reps, len(eval_rows)))
+    drawn = np.full((sizes_arr.size, n_reps, n_ses, max_size), -1, dtype=np.int16)
+    n_selected = np.empty((sizes_arr.size, n_reps, n_ses), dtype=np.int64)
+    bar = tqdm(total=len(tasks), desc=f"sub-{features.participant} training size",
+               unit="rep", disable=not progress)
+
+    def collect(chunk_out):
+        for i_size, rep, pred, dr, ns in chunk_out:
+            predictions[i_size, rep] = pred
+            drawn[i_size, rep] = dr
+            n_selected[i_size, rep] = ns
+        bar.update(len(chunk_out))
+
+    args = (K, K_eval, y, train_of, eval_of, lambdas)
+    if n_jobs in (None, 1):
+        for chunk in _make_chunks(tasks, len(tasks)):
+            collect(_fit_tasks(*args, chunk, seed, max_size))
+    else:
+        n_workers = effective_n_jobs(n_jobs)
+        chunks = _make_chunks(tasks, min(len(tasks), 16 * n_workers))
+        out = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(
+            delayed(_fit_tasks)(*args, chunk, seed, max_size) for chunk in chunks
+        )
+        for chunk_out in out:
+            collect(chunk_out)
+    bar.close()
+
+    table, maps = _level_maps(eval_rows)
+    _check_level_maps(table, maps, eval_rows.assign(predicted=predictions[0, 0]))
+    reps = _evaluate_reps(table, maps, predictions, sizes_arr, n_boot, seed)
+    summary = _summarise(reps, n_reps)
+    return TrainingSizeResult(
+        participant=features.participant,
+        sessions=sessions,
+        sizes=sizes_arr,
+        n_reps=n_reps,
+        n_boot=n_boot,
+        seed=int(seed),
+        lambdas=lambdas,
+        eval_rows=eval_rows,
+        predictions=predictions,
+        train_sessions=drawn,
+        n_selected=n_selected,
+        reps=reps,
+        summary=summary,
+        min_sessions=_min_sessions(summary, n_reps, thresholds),
+        at_reference=_at_reference(summary, reference_size),
+        trend=_trend(summary),
+        reference_size=int(reference_size),
+    )
+
+
+def run_training_size(
+    participant: Participant,
+    *,
+    profile: str | Profile = "quick",
+    seed: int = 0,
+    n_jobs: int | None = 1,
+    features: ParticipantFeatures | None = None,
+    cv: NestedLOSOResult | None = None,
+    progress: bool = True,
+) -> TrainingSizeResult:
+    """Features → main model (nested LOSO) → :func:`training_size`, with the profile's counts.
+
+    Parameters
+    ----------
+    participant : Participant
+        The participant's runs (from :func:`deipp_core.data.load_dataset`).
+    profile : str or Profile, default="quick"
+        ``n_trainsize_reps`` repetitions per size and ``n_boot`` bootstrap resamples
+        (``paper``: 100 and 10,000).
+    seed : int, default=0
+        Seed of the draws and the bootstrap.
+    n_jobs : int or None, default=1
+        Parallel workers for the nested LOSO and the training-size fits.
+    features : ParticipantFeatures, optional
+        Precomputed features (computed otherwise).
+    cv : NestedLOSOResult, optional
+        Precomputed main model of these features (computed otherwise).
+    progress : bool, default=True
+        Show progress bars.
+
+    Returns
+    -------
+    TrainingSizeResult
+    """
+    prof = get_profile(profile)
+    feats = features if features is not None else participant_features(participant)
+    if cv is None:
+        X_train, rows_train = feats.select("rbin10")
+        cv = nested_loso(X_train, rows_train["rating"].to_numpy(), rows_train["session"].to_numpy(),
+                         n_jobs=n_jobs)
+    return training_size(feats, cv, n_reps=prof.n_trainsize_reps, seed=seed, n_boot=prof.n_boot,
+                         n_jobs=n_jobs, progress=progress)
