@@ -16,6 +16,7 @@ from deipp_core.analyses.ratings_overview import (
     rating_traces,
     rating_units,
     session_timeline,
+    sessions_sentence,
     summarize_levels,
     variance_components,
 )
@@ -299,6 +300,8 @@ def test_rating_overview_and_table(participant):
     assert row[["share_session", "share_run", "share_minute"]].sum() == pytest.approx(1.0)
     assert row["pct_censored"] == pytest.approx(100 * 60 / (9 * (N_VOL - 79)))
     assert np.isnan(row["span_days"])
+    assert row["n_censored"] == 60 and row["n_window"] == 9 * (N_VOL - 79) and not row["has_dates"]
+    assert sessions_sentence(table) == "Participant 1: 3 sessions (9 rating runs)."
     text = overview_sentence(table)
     assert text.startswith("Participant 1 (3 sessions): ") and f"{row['share_session']:.0%}" in text
 

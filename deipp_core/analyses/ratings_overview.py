@@ -50,6 +50,7 @@ __all__ = [
     "rating_overview",
     "overview_table",
     "overview_sentence",
+    "sessions_sentence",
     "cofluctuation_example",
 ]
 
@@ -579,8 +580,10 @@ def overview_table(overviews: Mapping[str, RatingOverview]) -> pd.DataFrame:
         Indexed by the row names, columns ``n_sessions``, ``n_runs``, ``span_days`` (first to last
         acquisition; NaN without dates), ``mean_rating`` and ``sd_1min`` (mean and SD of the 1-min
         bins), ``sd_session`` (SD of the session means), ``share_session``, ``share_run``,
-        ``share_minute`` (variance shares, :func:`variance_components`), ``pct_censored`` (censored
-        volumes in the analysis window, over all runs) and ``median_kept`` (kept frames per run).
+        ``share_minute`` (variance shares, :func:`variance_components`), ``n_censored`` and
+        ``n_window`` (censored volumes and all volumes in the analysis window, summed over runs),
+        ``pct_censored`` (their ratio, in %), ``median_kept`` (kept frames per run) and ``has_dates``
+        (whether the timeline has acquisition times).
     """
     rows = {}
     for name, ov in overviews.items():
@@ -597,8 +600,11 @@ def overview_table(overviews: Mapping[str, RatingOverview]) -> pd.DataFrame:
             "share_session": float(share["session"]),
             "share_run": float(share["run"]),
             "share_minute": float(share["minute"]),
+            "n_censored": int(cen["n_censored"].sum()),
+            "n_window": int(cen["n_window"].sum()),
             "pct_censored": 100.0 * cen["n_censored"].sum() / cen["n_window"].sum(),
             "median_kept": float(cen["n_kept"].median()),
+            "has_dates": ov.has_dates,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -622,6 +628,29 @@ def overview_sentence(table: pd.DataFrame) -> str:
         f"{r['share_run']:.0%} between runs within a session and {r['share_minute']:.0%} within runs"
         for name, r in table.iterrows()
     ]
+    return "; ".join(parts) + "."
+
+
+def sessions_sentence(table: pd.DataFrame) -> str:
+    """How many sessions each participant had, and over how many days, for the chapter's prose.
+
+    Parameters
+    ----------
+    table : DataFrame
+        As returned by :func:`overview_table`.
+
+    Returns
+    -------
+    str
+        E.g. ``"Participant 1: 25 sessions over 187 days; Participant 2: 30 sessions over 205 days."``;
+        without acquisition times the span is left out.
+    """
+    parts = []
+    for name, r in table.iterrows():
+        text = f"{name}: {int(r['n_sessions'])} sessions ({int(r['n_runs'])} rating runs)"
+        if np.isfinite(r["span_days"]):
+            text += f" over {r['span_days']:.0f} days"
+        parts.append(text)
     return "; ".join(parts) + "."
 
 
