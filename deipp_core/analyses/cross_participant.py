@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,8 @@ __all__ = [
     "generalization_table",
     "feature_overlap",
     "edge_columns",
+    "generalization_summary",
+    "overlap_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -176,7 +178,11 @@ def cross_participant(
 
 
 def generalization_table(
-    results: Mapping[str, PredictionResult], *, n_boot: int, seed: int = 0
+    results: Mapping[str, PredictionResult],
+    *,
+    n_boot: int,
+    seed: int = 0,
+    tests: Sequence[str] | None = None,
 ) -> tuple[dict[tuple[str, str], CrossParticipantResult], pd.DataFrame]:
     """Within- and cross-participant metrics for every ordered pair of participants.
 
@@ -187,6 +193,9 @@ def generalization_table(
     n_boot : int
         Bootstrap resamples of each cross-participant evaluation.
     seed : int, default=0
+    tests : sequence of str, optional
+        Test participants to include (default: all); every other participant's model is applied to
+        each of them.
 
     Returns
     -------
@@ -199,9 +208,18 @@ def generalization_table(
         then level.
     """
     names = list(results)
+    if len(names) < 2:
+        raise ParameterError(
+            f"a cross-participant test needs at least two participants; got {names}. Load every "
+            "participant of the data set (participants=None)"
+        )
+    tests = names if tests is None else list(tests)
+    unknown = [t for t in tests if t not in results]
+    if unknown:
+        raise ParameterError(f"test participant(s) {unknown} are not among the results {names}")
     cross: dict[tuple[str, str], CrossParticipantResult] = {}
     parts = []
-    for test in names:
+    for test in tests:
         for train in names:
             if train == test:
                 m = results[test].metrics.copy()
@@ -374,3 +392,56 @@ def feature_overlap(
     out = pd.DataFrame(rows, columns=["measure", "statistic", "value", "chance", "p", "k_a", "k_b", "n"])
     out.attrs["participants"] = (result_a.participant, result_b.participant)
     return out
+
+
+def generalization_summary(table: pd.DataFrame, *, level: str = "1min") -> str:
+    """A Markdown sentence per test participant: own-model vs other-model r and AUC at one level.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`generalization_table`.
+    level : str, default="1min"
+
+    Returns
+    -------
+    str
+    """
+    d = table[table["level"] == level]
+    parts = []
+    for test in dict.fromkeys(d["test"]):
+        own = d[(d["test"] == test) & (d["test_kind"] == "within")]
+        text = f"**{test}**"
+        if not own.empty:
+            o = own.iloc[0]
+            text += f": own model r = {o['r']:.2f} [{o['r_ci_low']:.2f}, {o['r_ci_high']:.2f}], AUC = {o['auc']:.2f}"
+        for _, c in d[(d["test"] == test) & (d["test_kind"] == "cross")].iterrows():
+            text += (f"; model of {c['train']} r = {c['r']:.2f} [{c['r_ci_low']:.2f}, {c['r_ci_high']:.2f}], "
+                     f"AUC = {c['auc']:.2f} [{c['auc_ci_low']:.2f}, {c['auc_ci_high']:.2f}]")
+        parts.append(text)
+    return ";\n".join(parts) + "."
+
+
+def overlap_summary(overlap: pd.DataFrame) -> str:
+    """A Markdown sentence on the two models' shared features, each value beside its chance level.
+
+    Parameters
+    ----------
+    overlap : DataFrame
+        :func:`feature_overlap`.
+
+    Returns
+    -------
+    str
+    """
+    t = overlap.set_index(["measure", "statistic"])
+    w = t.loc[("edge weights", "pearson_r")]
+    e = t.loc[("top edges (|w|)", "shared")]
+    text = (f"the two models' edge weights correlate at r = {w['value']:.3f} (node-permutation "
+            f"p = {w['p']:.2g}); of their {int(e['k_a'])} strongest edges each, {int(e['value'])} are "
+            f"shared ({e['chance']:.1f} expected by chance)")
+    for measure in ("top regions (imp)", "top regions (wpos)", "top regions (wneg)"):
+        if (measure, "dice") in t.index:
+            d = t.loc[(measure, "dice")]
+            text += f"; {measure}: Dice = {d['value']:.2f} (chance {d['chance']:.2f}, p = {d['p']:.2g})"
+    return text[0].upper() + text[1:] + "."

@@ -23,7 +23,7 @@ MNI coordinates of each region; :func:`featimp_source_data` writes the paper's s
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +48,7 @@ __all__ = [
     "network_summary",
     "top_regions",
     "featimp_source_data",
+    "planted_region_recovery",
 ]
 
 logger = logging.getLogger(__name__)
@@ -648,3 +649,113 @@ def featimp_source_data(table: pd.DataFrame) -> pd.DataFrame:
         "MNI_3": mround(t["z"]),
         "netnames": t["network"].to_numpy(),
     })
+
+
+def planted_region_recovery(
+    table: pd.DataFrame, modules: Mapping[str, Sequence[int]], *, value: str = "imp", k: int = 10,
+    low: bool = False,
+) -> dict:
+    """How well a region metric finds the digital twin's planted pain modules.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Region table with ``parcel`` (atlas row) and ``value`` (e.g. the importance table).
+    modules : mapping of str to sequence of int
+        Planted modules as atlas rows (the twin's ``ground_truth[label]["meta"]["modules"]``).
+    value : str, default="imp"
+        Column to assess.
+    k : int, default=10
+        Size of the top set (the original's hazen rule, :func:`top_regions`).
+    low : bool, default=False
+        Rank from the most negative (for ``wneg``).
+
+    Returns
+    -------
+    dict
+        ``n_regions``; ``n_module``: module regions among them; ``auc``: probability that a module
+        region has a larger value (smaller, with ``low``) than a non-module region; ``n_top``: size
+        of the top set; ``top_in_module``: how many of them are module regions; ``top_chance``: the
+        number expected by chance, ``n_top · n_module / n_regions``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    planted = {int(p) for members in modules.values() for p in members}
+    is_mod = table["parcel"].astype(int).isin(planted).to_numpy()
+    vals = table[value].to_numpy(float)
+    score = -vals if low else vals
+    top = _hazen_top(vals, k, low=low)
+    n = vals.size
+    return {
+        "n_regions": int(n),
+        "n_module": int(is_mod.sum()),
+        "auc": float(roc_auc_score(is_mod, score)) if 0 < is_mod.sum() < n else float("nan"),
+        "n_top": int(top.sum()),
+        "top_in_module": int((top & is_mod).sum()),
+        "top_chance": float(top.sum() * is_mod.sum() / n) if n else float("nan"),
+    }
+
+
+def module_recovery_table(
+    importance: pd.DataFrame, weights: pd.DataFrame, modules: Mapping[str, Sequence[int]], *, k: int = 10
+) -> pd.DataFrame:
+    """:func:`planted_region_recovery` of importance, Σ positive and Σ negative weights, one row each.
+
+    Parameters
+    ----------
+    importance : DataFrame
+        :attr:`RegionImportance.table`.
+    weights : DataFrame
+        :func:`region_weights` of the same participant.
+    modules : mapping of str to sequence of int
+        The twin's planted modules (atlas rows).
+    k : int, default=10
+
+    Returns
+    -------
+    DataFrame
+        Index ``metric`` (``imp``, ``wpos``, ``wneg``), columns of :func:`planted_region_recovery`.
+    """
+    rows = {
+        "imp": planted_region_recovery(importance, modules, value="imp", k=k),
+        "wpos": planted_region_recovery(weights, modules, value="wpos", k=k),
+        "wneg": planted_region_recovery(weights, modules, value="wneg", k=k, low=True),
+    }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("metric")
+
+
+def importance_summary(
+    importance: Mapping[str, RegionImportance],
+    recovery: Mapping[str, pd.DataFrame] | None = None,
+    *,
+    n_top: int = 3,
+) -> str:
+    """One sentence per participant naming the most important regions (and, on the twin, how many of
+    the top-10 regions lie in the planted modules).
+
+    Parameters
+    ----------
+    importance : mapping of str to RegionImportance
+        Keyed by display name.
+    recovery : mapping of str to DataFrame, optional
+        :func:`module_recovery_table` per participant (twin only).
+    n_top : int, default=3
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    parts = []
+    for name, res in importance.items():
+        top = res.table.nsmallest(n_top, "rank")
+        regions = ", ".join(f"{nm} ({net}, Δr = {v:.3f})"
+                            for nm, net, v in zip(top["name"], top["network"], top["imp"]))
+        text = f"**{name}**: {regions}"
+        if recovery is not None and name in recovery:
+            rec = recovery[name].loc["imp"]
+            text += (f"; {int(rec['top_in_module'])} of its {int(rec['n_top'])} top-importance regions "
+                     f"lie in the planted modules ({rec['top_chance']:.1f} expected by chance; AUC of "
+                     f"importance for module vs other regions {rec['auc']:.2f})")
+        parts.append(text)
+    return ";\n".join(parts) + "."
