@@ -29,7 +29,8 @@ of all repetitions of a level is a handful of matrix products over one set of re
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,7 @@ import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy import stats as sps
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from deipp_core.data.dataset import Participant
 from deipp_core.evaluation import LEVEL_GROUPS, LEVELS, hierarchical_bootstrap, level_table
@@ -53,6 +54,8 @@ __all__ = [
     "run_training_size",
     "THRESHOLDS",
     "EVAL_KINDS",
+    "min_sessions_table",
+    "training_size_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +128,8 @@ class TrainingSizeResult:
         are the same in both directions.
     reference_size : int
         Size reported in :attr:`at_reference`.
+    timings : dict of str to float
+        Wall-clock seconds of the steps: ``gram``, ``fits``, ``bootstrap``; and ``n_jobs``.
     """
 
     participant: str
@@ -144,6 +149,7 @@ class TrainingSizeResult:
     at_reference: pd.DataFrame = field(repr=False)
     trend: pd.DataFrame = field(repr=False)
     reference_size: int = 4
+    timings: dict = field(default_factory=dict)
 
     def prediction_frame(self, size: int, rep: int) -> pd.DataFrame:
         """The held-out predictions of one (size, repetition), ready for :func:`level_table`.
@@ -593,7 +599,9 @@ def training_size(
     if not np.all(np.isfinite(y)):
         raise ParameterError(f"sub-{features.participant}: some rbin10 ratings are not finite")
 
+    t0 = time.perf_counter()
     K, K_eval = _translated_grams(features.X, train_rows, eval_rows_idx)
+    t_gram = time.perf_counter() - t0
     max_size = int(sizes_arr.max())
     tasks = [(i, int(m), rep) for i, m in enumerate(sizes_arr) for rep in range(n_reps)]
     n_fits = len(tasks) * n_ses
@@ -628,11 +636,15 @@ def training_size(
         for chunk_out in out:
             collect(chunk_out)
     bar.close()
+    t_fits = time.perf_counter() - t0 - t_gram
 
     table, maps = _level_maps(eval_rows)
     _check_level_maps(table, maps, eval_rows.assign(predicted=predictions[0, 0]))
     reps = _evaluate_reps(table, maps, predictions, sizes_arr, n_boot, seed)
     summary = _summarise(reps, n_reps)
+    t_boot = time.perf_counter() - t0 - t_gram - t_fits
+    logger.info("sub-%s training size: Gram %.1f s, %d fits %.1f s, bootstrap %.1f s",
+                features.participant, t_gram, n_fits, t_fits, t_boot)
     return TrainingSizeResult(
         participant=features.participant,
         sessions=sessions,
@@ -651,6 +663,8 @@ def training_size(
         at_reference=_at_reference(summary, reference_size),
         trend=_trend(summary),
         reference_size=int(reference_size),
+        timings={"gram": t_gram, "fits": t_fits, "bootstrap": t_boot,
+                 "n_jobs": float(effective_n_jobs(n_jobs))},
     )
 
 
@@ -696,3 +710,80 @@ def run_training_size(
                          n_jobs=n_jobs)
     return training_size(feats, cv, n_reps=prof.n_trainsize_reps, seed=seed, n_boot=prof.n_boot,
                          n_jobs=n_jobs, progress=progress)
+
+
+def min_sessions_table(results: Mapping[str, TrainingSizeResult]) -> pd.DataFrame:
+    """The "minimum number of training sessions to reach X %" of several participants, as one table.
+
+    Parameters
+    ----------
+    results : mapping of str to TrainingSizeResult
+        Participant name → result.
+
+    Returns
+    -------
+    DataFrame
+        Index (participant, level); one column per threshold (``"≥ 50 %"`` …) holding the original
+        rule's number of sessions, or ``"> S−2"``-style text (``"not reached (≤ 23 tested)"``) when no
+        tested size reaches the threshold.
+    """
+    blocks = {}
+    for name, res in results.items():
+        ms = res.min_sessions
+        wide = {}
+        for X, g in ms.groupby("threshold", sort=True):
+            g = g.set_index("level").loc[list(LEVELS)]
+            wide[f"≥ {X:g} %"] = [
+                str(int(row["min_sessions"])) if row["reached"]
+                else f"not reached (≤ {int(res.sizes.max())} tested)"
+                for _, row in g.iterrows()
+            ]
+        blocks[name] = pd.DataFrame(wide, index=pd.Index(list(LEVELS), name="level"))
+    return pd.concat(blocks, names=["participant", "level"])
+
+
+def training_size_summary(results: Mapping[str, TrainingSizeResult]) -> str:
+    """One Markdown bullet per participant: accuracy at the reference size and minimum sessions.
+
+    Parameters
+    ----------
+    results : mapping of str to TrainingSizeResult
+        Participant name → result.
+
+    Returns
+    -------
+    str
+        Markdown text (numbers formatted from the results; for gluing into a page).
+    """
+    names = {"1min": "1 min", "2min": "2 min", "run": "run", "session": "session"}
+    lines = []
+    for name, res in results.items():
+        ref = res.at_reference.set_index("level")
+        m0 = res.reference_size
+        if ref["mean_r"].notna().any():
+            rs = ", ".join(f"{ref.loc[lv, 'mean_r']:.2f} ({names[lv]})" for lv in LEVELS)
+            ps = ", ".join(f"{ref.loc[lv, 'pct_significant']:.0f} %" for lv in LEVELS)
+            at_ref = (f"with {m0} training sessions the mean held-out r was {rs}, and {ps} of the "
+                      "repetitions were significant (p < 0.05, r > 0) at these levels")
+        else:
+            at_ref = (f"{m0} training sessions were not tested (sizes 1 … {int(res.sizes.max())} were "
+                      "run)")
+        ms = res.min_sessions.set_index(["level", "threshold"])
+        reach = []
+        for X in (50.0, 99.0):
+            if X not in set(ms.index.get_level_values("threshold")):
+                continue
+            parts = []
+            for lv in LEVELS:
+                row = ms.loc[(lv, X)]
+                parts.append(f"{int(row['min_sessions'])} ({names[lv]})" if row["reached"]
+                             else f"not reached ({names[lv]})")
+            reach.append(f"training sessions needed for ≥ {X:g} % significant repetitions: "
+                         f"{', '.join(parts)}")
+        nonmono = [names[lv] for lv in LEVELS if not ms.loc[lv]["monotone"].iloc[0]]
+        note = (f" The fraction of significant repetitions was not monotone in the number of sessions "
+                f"at the {', '.join(nonmono)} level(s), so the original's counting rule is only "
+                "approximate there." if nonmono else "")
+        lines.append(f"- **{name}** ({res.sessions.size} sessions, {res.n_reps} repetitions per size): "
+                     f"{at_ref}; {'; '.join(reach)}.{note}")
+    return "\n".join(lines)
