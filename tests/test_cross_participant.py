@@ -132,3 +132,34 @@ def test_feature_overlap_uses_the_importance_tables_and_shared_parcels(rng):
     c = _result("03", rng.normal(size=1), rng, np.array([50, 51]))
     with pytest.raises(DataFormatError, match="share"):
         feature_overlap(a, c)
+
+
+def test_generalization_needs_two_participants_and_known_tests(rng):
+    P = 6
+    one = {"P1": _result("01", rng.normal(size=n_edges(P)), rng, np.arange(P))}
+    with pytest.raises(ParameterError, match="at least two participants"):
+        generalization_table(one, n_boot=10)
+    two = {**one, "P2": _result("02", rng.normal(size=n_edges(P)), rng, np.arange(P))}
+    cross, table = generalization_table(two, n_boot=20, tests=["P2"])
+    assert set(cross) == {("P1", "P2")} and set(table["test"]) == {"P2"}
+    with pytest.raises(ParameterError, match="not among"):
+        generalization_table(two, n_boot=10, tests=["P3"])
+
+
+def test_summaries_and_figures_of_the_specificity_chapter(rng):
+    import matplotlib.pyplot as plt
+
+    from deipp_core.analyses.cross_participant import generalization_summary, overlap_summary
+    from deipp_core.plotting.importance import plot_feature_overlap, plot_generalization
+
+    P = 10
+    res = {"P1": _result("01", rng.normal(size=n_edges(P)), rng, np.arange(P)),
+           "P2": _result("02", rng.normal(size=n_edges(P)), rng, np.arange(P))}
+    _, table = generalization_table(res, n_boot=20)
+    text = generalization_summary(table)
+    assert text.count("own model") == 2 and "model of P2" in text and "model of P1" in text
+    ov = feature_overlap(res["P1"], res["P2"], n_perm=20)
+    assert overlap_summary(ov).startswith("The two models' edge weights correlate")
+    fig = plot_generalization(table)
+    assert isinstance(fig, plt.Figure) and len(fig.axes) == 4
+    assert isinstance(plot_feature_overlap(ov), plt.Figure)

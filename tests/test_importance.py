@@ -272,3 +272,76 @@ def test_network_summary_drops_unassigned_and_marks_the_union(rng):
     assert set(s.loc[s["in_union"], "parcel"]) == union
     with pytest.raises(DataFormatError, match="different parcels"):
         network_summary(imp, wt.iloc[:-1], k=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Twin recovery, summaries and figures
+# ----------------------------------------------------------------------------------------------
+
+
+def test_planted_region_recovery_counts_module_regions():
+    from deipp_core.analyses.importance import module_recovery_table, planted_region_recovery
+
+    table = pd.DataFrame({"parcel": np.arange(20), "imp": np.r_[np.ones(5), np.zeros(15)]})
+    rec = planted_region_recovery(table, {"A": [0, 1, 2], "B": [3, 4]}, k=5)
+    assert rec["auc"] == 1.0 and rec["top_in_module"] == 5 and rec["n_module"] == 5
+    assert rec["top_chance"] == pytest.approx(5 * 5 / 20)
+    # modules among the low values: each loses to the 5 high regions and ties the 10 other low ones
+    rec0 = planted_region_recovery(table, {"A": [10, 11, 12, 13, 14]}, k=5)
+    assert rec0["auc"] == pytest.approx((5 * 0 + 10 * 0.5) / 15) and rec0["top_in_module"] == 0
+    weights = pd.DataFrame({"parcel": np.arange(20), "wpos": np.arange(20.0), "wneg": -np.arange(20.0)})
+    t = module_recovery_table(table, weights, {"A": [17, 18, 19]}, k=3)
+    assert list(t.index) == ["imp", "wpos", "wneg"]
+    assert t.loc["wpos", "auc"] == 1.0 and t.loc["wneg", "auc"] == 1.0  # most negative = top
+
+
+def test_importance_summary_names_the_top_regions(rng):
+    from deipp_core.analyses.importance import importance_summary
+
+    feats, cv, _ = _features(rng)
+    res = region_importance(feats, cv, n_perm=50, seed=0, atlas=_atlas())
+    text = importance_summary({"Participant 1": res}, n_top=1)
+    assert text.startswith("**Participant 1**: R12 (")
+
+
+def test_network_palette_is_stable_across_subsets():
+    from deipp_core.plotting.importance import network_palette
+
+    full = network_palette(["DefaultMode", "Auditory", "Salience", "custom"])
+    assert network_palette(["Salience"])["Salience"] == full["Salience"]
+    assert len(set(full.values())) == 4
+
+
+def test_importance_figures_draw_the_top_sets(rng):
+    import matplotlib.pyplot as plt
+
+    from deipp_core.plotting.importance import plot_importance_grid, plot_network_metric
+
+    feats, cv, _ = _features(rng, P=16)
+    atlas = _atlas(40)
+    imp = region_importance(feats, cv, n_perm=20, seed=0, atlas=atlas).table
+    wt = region_weights(rng.normal(size=n_edges(16)), 16, parcels=feats.parcels, atlas=atlas)
+    s = network_summary(imp, wt, k=3)
+    fig = plot_importance_grid({"P1": s}, {"P1": imp})
+    assert isinstance(fig, plt.Figure) and len(fig.axes) == 4
+    fig, ax = plt.subplots()
+    plot_network_metric(s, "neg", ax=ax)
+    assert ax.yaxis_inverted()
+    big = [c for c in ax.collections if len(c.get_sizes()) and c.get_sizes()[0] == 48]
+    assert sum(len(c.get_offsets()) for c in big) == s[(s["metric"] == "neg") & s["top"]].shape[0]
+
+
+def test_brain_figures_return_figures(rng):
+    import matplotlib.pyplot as plt
+
+    from deipp_core.plotting.brain import plot_brain_grid
+
+    atlas = _atlas(40)
+    wt = region_weights(rng.normal(size=n_edges(16)), 16, parcels=np.arange(16) + 10, atlas=atlas)
+    fig = plot_brain_grid({"P1": [dict(kind="markers", table=wt, value="wpos"),
+                                  dict(kind="networks", table=wt, mask=wt["wpos"] > 0.5),
+                                  dict(kind="edges", weights=rng.normal(size=n_edges(16)), regions=wt,
+                                       n_edges=5)]})
+    assert isinstance(fig, plt.Figure)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles == ["P1", "P1", "P1"]
