@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt  # the Agg backend is set in conftest.py
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from deipp_core.analyses.ratings_overview import (  # noqa: E402
+from deipp_core.analyses.ratings_overview import (
     RatingOverview,
     cofluctuation_example,
     rating_units,
     summarize_levels,
     variance_components,
 )
-from deipp_core.plotting import ratings as rp  # noqa: E402
-from deipp_core.plotting._style import LEVEL_COLORS  # noqa: E402
-from deipp_core.ratings import RunFrames, time_bins  # noqa: E402
+from deipp_core.plotting import ratings as rp
+from deipp_core.plotting._style import LEVEL_COLORS
+from deipp_core.ratings import RunFrames, time_bins
 
 
 def _overview(label: str, n_sessions: int, seed: int, dated: bool = True) -> RatingOverview:

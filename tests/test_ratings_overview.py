@@ -131,7 +131,6 @@ def test_variance_components_hand_example_and_run_labels_nested():
 
 
 def test_variance_components_truncates_negative_estimates():
-    rng = np.random.default_rng(4)
     # no session effect at all: the moment estimate is negative about half the time
     for seed in range(20):
         y, ses, run = _nested_sample(np.random.default_rng(seed), 6, 3, 10, 0.0, 0.05, 0.1)
@@ -144,7 +143,6 @@ def test_variance_components_truncates_negative_estimates():
     np.testing.assert_allclose(vc["share"].sum(), 1.0)
     raw = variance_components(y, ses, run, truncate=False)
     assert raw.at[0, "variance"] < 0
-    del rng
 
 
 @pytest.mark.parametrize(

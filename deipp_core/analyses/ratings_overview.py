@@ -231,9 +231,14 @@ def variance_components(
     * ``SS_minute = Σ (y − ȳ_sr)²``, with ``N − b``,
 
     give mean squares whose expectations are ``E[MS_minute] = σ²_minute``,
-    ``E[MS_run] = σ²_minute + k₁ σ²_run`` and ``E[MS_session] = σ²_minute + k₂ σ²_run + k₃ σ²_session``
-    with ``k₁ = (N − Σ_s Σ_r n_sr² / n_s) / (b − a)``, ``k₂ = (Σ_s Σ_r n_sr² / n_s − Σ n_sr² / N) / (a − 1)``
-    and ``k₃ = (N − Σ_s n_s² / N) / (a − 1)``. Solving these equations gives unbiased estimates; in a
+    ``E[MS_run] = σ²_minute + k₁ σ²_run`` and
+    ``E[MS_session] = σ²_minute + k₂ σ²_run + k₃ σ²_session``, with
+
+    * ``k₁ = (N − Σ_s Σ_r n_sr² / n_s) / (b − a)``,
+    * ``k₂ = (Σ_s Σ_r n_sr² / n_s − Σ n_sr² / N) / (a − 1)``,
+    * ``k₃ = (N − Σ_s n_s² / N) / (a − 1)``.
+
+    Solving these equations gives unbiased estimates; in a
     balanced design (R runs of U units) ``k₁ = k₂ = U`` and ``k₃ = RU``.
 
     Parameters

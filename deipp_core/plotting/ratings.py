@@ -267,8 +267,9 @@ def plot_rating_strip(units: pd.DataFrame, *, levels: Sequence[str] = LEVELS, ax
     fig = ax.figure
     for level in levels:
         d = units[units["level"] == level]
+        coarse = level in ("run", "session")
         ax.scatter(d["position"], d["rating"], s=STRIP_SIZES[level], color=LEVEL_COLORS[level],
-                   alpha=0.85 if level in ("run", "session") else 0.7, edgecolor="white" if level == "session" else "none",
+                   alpha=0.85 if coarse else 0.7, edgecolor="white" if level == "session" else "none",
                    linewidth=0.5, label=LEVEL_LABELS[level], zorder=2 + LEVELS.index(level))
     runs = units[units["level"] == "run"]
     ses = units[units["level"] == "session"]
@@ -329,7 +330,8 @@ def plot_level_histograms(
         ax.hist(r, bins=edges, color=LEVEL_COLORS[level], edgecolor="white", lw=0.4)
         title = LEVEL_LABELS[level]
         if stats is not None and level in stats.index:
-            title += f"\nmean {stats.at[level, 'mean']:.2f}, SD {stats.at[level, 'sd']:.2f}, n = {int(stats.at[level, 'n'])}"
+            st = stats.loc[level]
+            title += f"\nmean {st['mean']:.2f}, SD {st['sd']:.2f}, n = {int(st['n'])}"
         ax.set_title(title, fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_xlabel("Pain rating")
@@ -415,7 +417,8 @@ def plot_cofluctuation_schematic(example: pd.DataFrame, *, axes=None) -> plt.Fig
         raise ValueError(f"expected 3 axes, got {len(axes)}")
     fig = axes[0].figure
     t = example["sample"].to_numpy(float)
-    for ax, col, color, label in ((axes[0], "a", "#30638e", "region A (z)"), (axes[1], "b", "#edae49", "region B (z)")):
+    series = ((axes[0], "a", "#30638e", "region A (z)"), (axes[1], "b", "#edae49", "region B (z)"))
+    for ax, col, color, label in series:
         ax.plot(t, example[col], color=color, lw=1.5)
         ax.axhline(0, color="0.7", lw=0.6)
         ax.set_ylabel(label, fontsize=8)
