@@ -12,6 +12,7 @@ benchmark can measure the speed-up. Use :func:`~deipp_core.model.nested_loso` fo
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from deipp_core.model._gram import _RTOL, MATLAB_EPS, _flip_signs
 
@@ -58,9 +59,13 @@ def _score_strength(Z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _ols_refit(Z: np.ndarray, y: np.ndarray, support: np.ndarray) -> tuple[float, np.ndarray]:
-    """OLS of y on ``[1, Z[:, support]]`` by least squares (MATLAB backslash); returns ``b0, b``."""
+    """OLS of y on ``[1, Z[:, support]]`` by least squares; returns ``b0, b``.
+
+    LAPACK ``gelsy`` (QR with column pivoting) is what MATLAB's backslash uses for a rectangular
+    system, and several times faster than the SVD-based default.
+    """
     design = np.column_stack([np.ones(Z.shape[0]), Z[:, support]])
-    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    coef = scipy.linalg.lstsq(design, y, lapack_driver="gelsy", check_finite=False)[0]
     b = np.zeros(Z.shape[1])
     b[support] = coef[1:]
     return float(coef[0]), b
@@ -124,6 +129,42 @@ def _first_nanargmax(values: np.ndarray) -> int:
     return int(np.nanargmax(values))
 
 
+def _explicit_outer_fold(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, session, lambdas: np.ndarray
+) -> dict:
+    """One outer fold of the reference: inner LOSO over all grid points, then the outer fit.
+
+    Returns the inner-CV r path ``icv_r`` (nP,), its first ``nanargmax`` ``best``, the outer-fold
+    predictions of the held-out session at every grid point ``ocv_pred`` (nP × n_held), the chosen
+    fold model ``(b0, w)`` and the ``(train_sessions, test_sessions)`` of every fit.
+    """
+    n_grid = lambdas.size
+    outer_train = groups != session
+    splits = []
+    inner_pred = np.full((n_grid, y.size), np.nan)
+    for other in np.unique(groups[outer_train]):
+        inner_train = outer_train & (groups != other)
+        held = groups == other
+        splits.append((set(groups[inner_train].tolist()), set(groups[held].tolist())))
+        models = _fit_path_explicit(X[inner_train], y[inner_train], lambdas)
+        for p, (b0, w) in enumerate(models):
+            inner_pred[p, held] = b0 + X[held] @ w
+    icv_r = np.array([_pearson(inner_pred[p, outer_train], y[outer_train]) for p in range(n_grid)])
+    best = _first_nanargmax(icv_r)
+
+    held = groups == session
+    splits.append((set(groups[outer_train].tolist()), set(groups[held].tolist())))
+    models = _fit_path_explicit(X[outer_train], y[outer_train], lambdas)
+    ocv_pred = np.array([b0 + X[held] @ w for b0, w in models])
+    return {
+        "icv_r": icv_r,
+        "best": best,
+        "ocv_pred": ocv_pred,
+        "model": models[best],
+        "splits": splits,
+    }
+
+
 def nested_loso_explicit(
     X: np.ndarray,
     y: np.ndarray,
@@ -169,29 +210,14 @@ def nested_loso_explicit(
     icv_r = np.full((n_grid, n_sess), np.nan)
     icv_best = np.zeros(n_sess, dtype=int)
     fold_models = []
-    for k, sk in enumerate(sessions):
-        outer_train = groups != sk
-        # inner LOSO within the outer training set
-        inner_pred = np.full((n_grid, y.size), np.nan)
-        for skk in sessions:
-            if skk == sk:
-                continue
-            inner_train = outer_train & (groups != skk)
-            held = groups == skk
-            splits.append((set(groups[inner_train]), {skk}))
-            models = _fit_path_explicit(X[inner_train], y[inner_train], lambdas)
-            for p, (b0, w) in enumerate(models):
-                inner_pred[p, held] = b0 + X[held] @ w
-        for p in range(n_grid):
-            icv_r[p, k] = _pearson(inner_pred[p, outer_train], y[outer_train])
-        icv_best[k] = _first_nanargmax(icv_r[:, k])
-        # outer fit on all sessions but sk
-        splits.append((set(groups[outer_train]), {sk}))
-        models = _fit_path_explicit(X[outer_train], y[outer_train], lambdas)
-        held = groups == sk
-        for p, (b0, w) in enumerate(models):
-            ocv_pred[p, held] = b0 + X[held] @ w
-        fold_models.append(models[icv_best[k]])
+    for k in range(n_sess):
+        fold = _explicit_outer_fold(X, y, groups, sessions[k], lambdas)
+        held = groups == sessions[k]
+        ocv_pred[:, held] = fold["ocv_pred"]
+        icv_r[:, k] = fold["icv_r"]
+        icv_best[k] = fold["best"]
+        fold_models.append(fold["model"])
+        splits.extend(fold["splits"])
 
     ocv_r = np.array([_pearson(ocv_pred[p], y) for p in range(n_grid)])
     ocv_best = _first_nanargmax(ocv_r)
