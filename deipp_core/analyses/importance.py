@@ -121,8 +121,9 @@ def _region_frame(parcels: np.ndarray, atlas: pd.DataFrame | None) -> pd.DataFra
 def _grid(sessions: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray | list, bool]:
     """Row indices arranged as a (session, run, bin) grid, in order of first appearance.
 
-    Returns the grid (S, R, B) when every session has R runs of B bins, else an object array of
-    per-session lists of per-run index arrays, and whether the design is balanced.
+    Returns the grid as an int array of shape (S, R, B) when every session has R runs of B bins,
+    else a list (per session) of lists (per run) of row-index arrays; and whether the design is
+    balanced.
     """
     frame = pd.DataFrame({"s": sessions, "r": runs, "i": np.arange(len(sessions))})
     per_session = []
@@ -320,6 +321,13 @@ def _importance_block(
         return np.where(denom > 0, cov / denom, np.nan)
 
 
+def _permutation_block(R, y_c, pred, r_orig, sessions, runs, n_perm, seed_seq):
+    """Sum and sum of squares over one block of permutations of the drop in r, per region."""
+    perm = hierarchical_permutations(sessions, runs, n_perm, seed=np.random.default_rng(seed_seq))
+    drop = r_orig - _importance_block(R, y_c, pred, perm)
+    return drop.sum(axis=0), (drop ** 2).sum(axis=0)
+
+
 @dataclass
 class RegionImportance:
     """Result of :func:`region_importance`.
@@ -437,13 +445,11 @@ def region_importance(
     seeds = np.random.SeedSequence(seed).spawn(-(-n_perm // _PERM_BLOCK))
     sizes = [min(_PERM_BLOCK, n_perm - b * _PERM_BLOCK) for b in range(len(seeds))]
 
-    def block(ss, size):
-        perm = hierarchical_permutations(sessions, runs, size, seed=np.random.default_rng(ss))
-        drop = r_orig - _importance_block(R, y_c, pred, perm)
-        return drop.sum(axis=0), (drop ** 2).sum(axis=0)
-
     logger.info("sub-%s: region importance, %d regions × %d permutations", features.participant, P, n_perm)
-    parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(block)(s, n) for s, n in zip(seeds, sizes))
+    parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(_permutation_block)(R, y_c, pred, r_orig, sessions, runs, n, ss)
+        for ss, n in zip(seeds, sizes)
+    )
     s1 = np.sum([p[0] for p in parts], axis=0)
     s2 = np.sum([p[1] for p in parts], axis=0)
     imp = s1 / n_perm
