@@ -64,6 +64,7 @@ def test_selections_agree(fast, explicit):
     np.testing.assert_array_equal(fast.icv_best, explicit["icv_best"])
     assert fast.ocv_best == explicit["ocv_best"]
     assert fast.final_n_pcs == explicit["final_n_pcs"]
+    np.testing.assert_array_equal(fast.fold_n_selected, explicit["fold_n_selected"])
     np.testing.assert_array_equal(fast.groups, explicit["groups"])
 
 
@@ -185,14 +186,13 @@ def test_no_session_on_both_sides_of_any_split(fast):
         fold_inner = [sp for sp in inner if set(sp[0].tolist()) | {sp[1][0]} == sessions - {held_out}]
         assert len(fold_inner) == S - 1  # every inner fit of this fold excludes the outer session
         assert {sp[1][0] for sp in fold_inner} == sessions - {held_out}
-    # the explicit reference records its splits too
-    for train, test in nested_loso_explicit_splits():
-        assert not (train & test)
 
 
-def nested_loso_explicit_splits():
-    d = make_session_data(4, 8, n_runs=1, seed=0)
-    return nested_loso_explicit(d["X"], d["y"], d["groups"])["splits"]
+def test_explicit_reference_splits_are_disjoint(explicit):
+    S = explicit["groups"].size
+    assert len(explicit["splits"]) == S * S
+    for train, test, _ in explicit["splits"]:
+        assert test.size == 1 and test[0] not in set(train.tolist())
 
 
 def test_held_out_session_cannot_leak_into_its_fold(data, fast):
@@ -240,3 +240,15 @@ def test_input_errors(data):
         nested_loso(np.where(np.arange(X.shape[1]) == 0, np.nan, X), y, groups)
     with pytest.raises(ParameterError, match="N − 2"):
         nested_loso(X, y, groups, lambdas=np.ones(3))
+    with pytest.raises(ParameterError, match="solver"):
+        nested_loso(X, y, groups, solver="svd")
+
+
+def test_explicit_solver_returns_the_reference_as_a_result():
+    d = make_session_data(3, 8, n_runs=1, seed=2)
+    res = nested_loso(d["X"], d["y"], d["groups"], solver="explicit")
+    ref = nested_loso_explicit(d["X"], d["y"], d["groups"])
+    assert isinstance(res, NestedLOSOResult)
+    np.testing.assert_array_equal(res.fold_coef, ref["fold_coef"])
+    fast = nested_loso(d["X"], d["y"], d["groups"])
+    np.testing.assert_array_equal(res.fold_n_selected, fast.fold_n_selected)

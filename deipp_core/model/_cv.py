@@ -18,6 +18,7 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from deipp_core.exceptions import ParameterError
+from deipp_core.model._explicit import nested_loso_explicit
 from deipp_core.model._gram import (
     _centre_cross,
     _decompose,
@@ -252,6 +253,7 @@ def nested_loso(
     X_eval=None,
     groups_eval=None,
     lambdas=None,
+    solver: str = "gram",
     n_jobs: int | None = 1,
 ) -> NestedLOSOResult:
     """Train the DEIPP decoder with nested leave-one-session-out cross-validation (§9.3–9.4).
@@ -280,8 +282,12 @@ def nested_loso(
     lambdas : array-like, optional
         A λ grid to use instead of the one derived from all rows (e.g. for a leakage test or to reuse
         a grid); ``n_pcs`` is then still reported from all rows.
+    solver : {"gram", "explicit"}, default="gram"
+        ``"gram"``: the fast implementation described in Notes. ``"explicit"``: the literal
+        edge-space reference :func:`~deipp_core.model.nested_loso_explicit` (slow; for checks).
     n_jobs : int or None, default=1
         Outer folds run in parallel with joblib (loky), one BLAS thread per worker. ``-1``: all cores.
+        Ignored by the explicit solver.
 
     Returns
     -------
@@ -306,7 +312,20 @@ def nested_loso(
     >>> res.icv_r.shape, res.fold_coef.shape, res.y_pred_train.shape
     ((22, 4), (4, 60), (24,))
     """
+    if solver not in ("gram", "explicit"):
+        raise ParameterError(f"solver must be 'gram' or 'explicit'; got {solver!r}")
     X, y, groups, sessions, X_eval, groups_eval = _check_inputs(X, y, groups, X_eval, groups_eval)
+    if lambdas is not None and np.shape(lambdas) != (y.size - 2,):
+        raise ParameterError(
+            f"lambdas must have N − 2 = {y.size - 2} values (one per grid point); "
+            f"got shape {np.shape(lambdas)}"
+        )
+    if solver == "explicit":
+        return NestedLOSOResult(
+            **nested_loso_explicit(
+                X, y, groups, X_eval=X_eval, groups_eval=groups_eval, lambdas=lambdas
+            )
+        )
     codes = np.searchsorted(sessions, groups)
     eval_codes = None if X_eval is None else np.searchsorted(sessions, groups_eval)
     n_sess = sessions.size
@@ -314,15 +333,7 @@ def nested_loso(
     K, K_eval = _centred_grams(X, X_eval)
     dec_all = _decompose(K, y)
     grid, n_pcs = _grid_from_strength(dec_all.strength, y.size)
-    if lambdas is None:
-        lambdas = grid
-    else:
-        lambdas = np.asarray(lambdas, dtype=float)
-        if lambdas.shape != grid.shape:
-            raise ParameterError(
-                f"lambdas must have N − 2 = {grid.size} values (one per grid point); "
-                f"got shape {lambdas.shape}"
-            )
+    lambdas = grid if lambdas is None else np.asarray(lambdas, dtype=float)
     logger.info(
         "nested LOSO: %d sessions, %d rows, %d features, %d grid points",
         n_sess, y.size, X.shape[1], lambdas.size,

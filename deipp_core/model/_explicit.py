@@ -73,12 +73,12 @@ def _ols_refit(Z: np.ndarray, y: np.ndarray, support: np.ndarray) -> tuple[float
 
 def _fit_path_explicit(
     X: np.ndarray, y: np.ndarray, lambdas: np.ndarray
-) -> list[tuple[float, np.ndarray]]:
-    """Edge-space models ``(b0, w)`` of one training set for every λ (the MATLAB fold loop)."""
+) -> list[tuple[float, np.ndarray, int]]:
+    """Edge-space models ``(b0, w, n_selected)`` of one training set for every λ (MATLAB fold loop)."""
     _, U, _ = _pca_explicit(X)
     Z = X @ U  # uncentred scores; the intercept absorbs the offset
     _, strength = _score_strength(Z, y)
-    models: list[tuple[float, np.ndarray]] = []
+    models: list[tuple[float, np.ndarray, int]] = []
     previous = None
     for lam in lambdas:
         support = strength > lam
@@ -86,7 +86,7 @@ def _fit_path_explicit(
             models.append(previous[1])  # same support → same OLS fit (MATLAB's cache)
             continue
         b0, b = _ols_refit(Z, y, support)
-        model = (b0, U @ b)
+        model = (b0, U @ b, int(support.sum()))
         models.append(model)
         previous = (support, model)
     return models
@@ -136,7 +136,7 @@ def _explicit_outer_fold(
 
     Returns the inner-CV r path ``icv_r`` (nP,), its first ``nanargmax`` ``best``, the outer-fold
     predictions of the held-out session at every grid point ``ocv_pred`` (nP × n_held), the chosen
-    fold model ``(b0, w)`` and the ``(train_sessions, test_sessions)`` of every fit.
+    fold model ``(b0, w, n_selected)`` and the ``(train_sessions, test_sessions, kind)`` of every fit.
     """
     n_grid = lambdas.size
     outer_train = groups != session
@@ -145,17 +145,17 @@ def _explicit_outer_fold(
     for other in np.unique(groups[outer_train]):
         inner_train = outer_train & (groups != other)
         held = groups == other
-        splits.append((set(groups[inner_train].tolist()), set(groups[held].tolist())))
+        splits.append((np.unique(groups[inner_train]), np.unique(groups[held]), "inner"))
         models = _fit_path_explicit(X[inner_train], y[inner_train], lambdas)
-        for p, (b0, w) in enumerate(models):
+        for p, (b0, w, _) in enumerate(models):
             inner_pred[p, held] = b0 + X[held] @ w
     icv_r = np.array([_pearson(inner_pred[p, outer_train], y[outer_train]) for p in range(n_grid)])
     best = _first_nanargmax(icv_r)
 
     held = groups == session
-    splits.append((set(groups[outer_train].tolist()), set(groups[held].tolist())))
+    splits.append((np.unique(groups[outer_train]), np.unique(groups[held]), "outer"))
     models = _fit_path_explicit(X[outer_train], y[outer_train], lambdas)
-    ocv_pred = np.array([b0 + X[held] @ w for b0, w in models])
+    ocv_pred = np.array([b0 + X[held] @ w for b0, w, _ in models])
     return {
         "icv_r": icv_r,
         "best": best,
@@ -172,6 +172,7 @@ def nested_loso_explicit(
     *,
     X_eval: np.ndarray | None = None,
     groups_eval: np.ndarray | None = None,
+    lambdas: np.ndarray | None = None,
 ) -> dict:
     """Nested leave-one-session-out LASSO-PCR, written out literally in edge space (reference).
 
@@ -190,19 +191,21 @@ def nested_loso_explicit(
         Session label of every row.
     X_eval, groups_eval : ndarray of shape (M, E) and (M,), optional
         Extra rows predicted by the outer-fold model of their own session.
+    lambdas : ndarray of shape (N − 2,), optional
+        A λ grid to use instead of the one derived from all rows.
 
     Returns
     -------
     result : dict
-        Keys as the fields of :class:`~deipp_core.model.NestedLOSOResult`, plus ``"splits"``: the list
-        of ``(train_groups, test_groups)`` used by every fit (for auditing).
+        Keys and values as the fields of :class:`~deipp_core.model.NestedLOSOResult`.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     groups = np.asarray(groups)
     sessions = np.unique(groups)
     n_sess = sessions.size
-    lambdas, n_pcs = _lambda_grid_explicit(X, y)
+    grid, n_pcs = _lambda_grid_explicit(X, y)
+    lambdas = grid if lambdas is None else np.asarray(lambdas, dtype=float)
     n_grid = lambdas.size
     splits = []
 
@@ -225,6 +228,7 @@ def nested_loso_explicit(
     final_intercept, final_coef = _fit_topk_explicit(X, y, final_n_pcs)
 
     fold_intercept = np.array([m[0] for m in fold_models])
+    fold_n_selected = np.array([m[2] for m in fold_models], dtype=int)
     fold_coef = np.vstack([m[1] for m in fold_models])
     session_index = {s: i for i, s in enumerate(sessions)}
     fold_of_row = np.array([session_index[g] for g in groups])
@@ -240,6 +244,7 @@ def nested_loso_explicit(
         "ocv_pred": ocv_pred,
         "fold_coef": fold_coef,
         "fold_intercept": fold_intercept,
+        "fold_n_selected": fold_n_selected,
         "final_coef": final_coef,
         "final_intercept": final_intercept,
         "final_n_pcs": final_n_pcs,
