@@ -409,9 +409,10 @@ def region_importance(
     (see :func:`_importance_block`): the r of every permuted prediction needs only ``Z R`` products
     (``Z`` holds the permuted ratings and predictions) and a gathered ``R[π]`` for the region's own
     cross term. Memory per block is about ``n_block·N·(2 + P)`` floats with the gather capped at
-    64 MB, so the permutations are never materialised as ``n_perm × N × P`` predictions. For
-    N = 900 bins, P = 263 regions and 10,000 permutations this takes tens of seconds on one core
-    (the gather dominates), against hours for a loop over regions and permutations.
+    64 MB, so the permutations are never materialised as ``n_perm × N × P`` predictions. Measured
+    (one BLAS thread per worker, N = 900 bins, P = 263 regions, a shared 2-core machine): 1,000
+    permutations 2.0 s on one worker, 10,000 permutations 12 s with ``n_jobs=2`` — instead of
+    2.6 million separate N-vector correlations.
 
     **Structure.** Row ``n`` of a permutation keeps its own rating and the prediction of the other
     regions; only region ``i``'s contribution is replaced by that of another bin, drawn with
