@@ -65,7 +65,8 @@ def test_one_fit_equals_explicit_lassopcr(setup):
     checked = 0
     for i_size, size in enumerate(res.sizes):
         for rep in range(res.n_reps):
-            for k in (0, 3):
+            # every held-out session at the largest size, where draws share fits
+            for k in range(N_SES) if size == res.sizes.max() else (0, 3):
                 codes = res.train_sessions[i_size, rep, k, :size]
                 train = rt["session"].isin(res.sessions[codes]).to_numpy()
                 held = (rows_eval["session"] == res.sessions[k]).to_numpy()
@@ -74,7 +75,9 @@ def test_one_fit_equals_explicit_lassopcr(setup):
                 want = model.predict(X_eval[held])
                 np.testing.assert_allclose(res.predictions[i_size, rep, held], want, rtol=0, atol=1e-8)
                 checked += 1
-    assert checked == len(res.sizes) * res.n_reps * 2
+    assert checked == (len(res.sizes) - 1) * res.n_reps * 2 + res.n_reps * N_SES
+    # at m = S − 2 = 3, 3 reps × 5 held-out sessions = 15 draws map onto at most C(5, 2) = 10 sets
+    assert res.timings["n_fits"] < res.timings["n_draws"]
 
 
 def test_draws_exclude_held_out_session_and_have_size_m(setup):
@@ -243,3 +246,34 @@ def test_result_type(setup):
     assert res.predictions.shape == (3, 3, len(res.eval_rows))
     assert set(res.reps["level"]) == set(LEVELS)
     assert len(res.reps) == 3 * 3 * 4
+
+
+def test_plots_draw_levels_and_thresholds(setup):
+    from deipp_core.plotting._style import LEVEL_COLORS
+    from deipp_core.plotting.training_size import (
+        plot_significance_fraction,
+        plot_training_size_curve,
+        plot_training_size_grid,
+    )
+    from matplotlib.colors import to_rgb
+
+    _, _, res = setup
+    fig = plot_training_size_curve(res.summary)
+    ax = fig.axes[0]
+    assert len(ax.containers) == 4  # one errorbar per level
+    colors = {to_rgb(c.lines[0].get_color()) for c in ax.containers}
+    assert colors == {to_rgb(c) for c in LEVEL_COLORS.values()}
+    one = ax.containers[0].lines[0]
+    s = res.summary[res.summary["level"] == "1min"].sort_values("n_session")
+    np.testing.assert_allclose(one.get_ydata(), s["mean_r"])
+
+    fig = plot_significance_fraction(res.summary, thresholds=(50, 90, 95, 97.5, 99))
+    ax = fig.axes[0]
+    hlines = sorted(l.get_ydata()[0] for l in ax.lines if l.get_linestyle() == "--")
+    assert hlines == [50, 90, 95, 97.5, 99]
+    data = [l for l in ax.lines if l.get_linestyle() != "--"]
+    assert len(data) == 4
+    np.testing.assert_allclose(data[0].get_ydata(), 100 * s["frac_significant"])
+
+    grid = plot_training_size_grid({"A": res, "B": res})
+    assert len(grid.axes) == 4
