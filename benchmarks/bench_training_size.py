@@ -137,6 +137,8 @@ def main(argv=None) -> pd.DataFrame:
               + per_size.round(4).to_string(index=False), flush=True)
         fit_s = {}
         res = None
+        # warm up the loky workers (process start, imports) so that only the fits are timed
+        training_size(feats, cv, sizes=[1], n_reps=1, n_boot=10, n_jobs=2, progress=False)
         for n_jobs in (1, 2):
             res = training_size(feats, cv, n_reps=args.reps, n_boot=10, seed=args.seed,
                                 n_jobs=n_jobs, progress=False)

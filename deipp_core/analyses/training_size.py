@@ -600,7 +600,10 @@ def training_size(
 
     sessions = np.asarray(cv.groups)
     train_ses = np.unique(rows_train["session"].to_numpy())
-    if sessions.shape != train_ses.shape or not np.array_equal(np.sort(sessions.astype(str)), np.sort(train_ses.astype(str))):
+    same = sessions.shape == train_ses.shape and np.array_equal(
+        np.sort(sessions.astype(str)), np.sort(train_ses.astype(str))
+    )
+    if not same:
         raise ParameterError(
             f"sub-{features.participant}: cv was trained on sessions {list(sessions)} but the features "
             f"have rbin10 rows of sessions {list(train_ses)}; pass the nested_loso result of these features"
