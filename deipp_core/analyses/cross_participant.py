@@ -414,7 +414,8 @@ def generalization_summary(table: pd.DataFrame, *, level: str = "1min") -> str:
         text = f"**{test}**"
         if not own.empty:
             o = own.iloc[0]
-            text += f": own model r = {o['r']:.2f} [{o['r_ci_low']:.2f}, {o['r_ci_high']:.2f}], AUC = {o['auc']:.2f}"
+            text += (f": own model r = {o['r']:.2f} [{o['r_ci_low']:.2f}, {o['r_ci_high']:.2f}], "
+                     f"AUC = {o['auc']:.2f} [{o['auc_ci_low']:.2f}, {o['auc_ci_high']:.2f}]")
         for _, c in d[(d["test"] == test) & (d["test_kind"] == "cross")].iterrows():
             text += (f"; model of {c['train']} r = {c['r']:.2f} [{c['r_ci_low']:.2f}, {c['r_ci_high']:.2f}], "
                      f"AUC = {c['auc']:.2f} [{c['auc_ci_low']:.2f}, {c['auc_ci_high']:.2f}]")
