@@ -9,9 +9,10 @@
 
 (a) and (b) are bounded: only the first ``--explicit-folds`` / ``--sklearn-folds`` outer folds are run
 and the full time is extrapolated as (time per outer fold) × S; the output says so. Every stage runs in
-its own fresh process so that its peak resident memory (``getrusage`` ``ru_maxrss``; for joblib
-workers, the largest worker) is its own. All stages use ``--n-jobs`` cores: (a) as BLAS threads,
-(b) as GridSearchCV workers, (c) as outer-fold workers with one BLAS thread each.
+its own fresh process; its peak memory is the sampled RSS of that process and its joblib workers
+(psutil) and the tracemalloc peak of its own allocations. (a) and (c') run serially with one BLAS
+thread (threaded BLAS on a shared machine is erratic); (b) and (c) use ``--n-jobs`` cores, (b) as
+GridSearchCV workers, (c) as outer-fold workers with one BLAS thread each.
 
 Run ``python benchmarks/bench_nested_cv.py --help``; see ``benchmarks/README.md``.
 """
@@ -21,20 +22,65 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
 
-def _peak_mb() -> tuple[float, float]:
-    """Peak RSS (MB) of this process and of its largest terminated child (Linux: ru_maxrss in kB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, children
+class _PeakMemory:
+    """Peak memory of a block: sampled RSS of this process plus its children, and tracemalloc.
+
+    ``tree_mb``: the largest sum of resident set sizes of this process and all its descendants
+    (joblib workers), sampled every 0.1 s with psutil (``ru_maxrss`` is not used for workers: a child
+    that forks from a large parent reports the parent's size). ``alloc_mb``: the tracemalloc peak of
+    the Python/NumPy allocations made in this process during the block.
+    """
+
+    def __init__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._stop = threading.Event()
+        self.tree_mb = 0.0
+        self.alloc_mb = 0.0
+
+    def _sample(self) -> None:
+        import psutil
+
+        while True:
+            total = self._proc.memory_info().rss
+            for child in self._proc.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.tree_mb = max(self.tree_mb, total / 2**20)
+            if self._stop.wait(0.1):
+                return
+
+    def __enter__(self):
+        tracemalloc.start()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.alloc_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return False
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def _load(path: str) -> dict:
@@ -44,32 +90,35 @@ def _load(path: str) -> dict:
 
 def _stage_gram(path: str, n_jobs: int) -> dict:
     from joblib.externals.loky import get_reusable_executor
+    from threadpoolctl import threadpool_limits
 
     from deipp_core.model import nested_loso
 
     d = _load(path)
-    base = _peak_mb()[0]
-    t0 = time.perf_counter()
-    res = nested_loso(
-        d["X"], d["y"], d["groups"], X_eval=d["X_eval"], groups_eval=d["groups_eval"], n_jobs=n_jobs
-    )
-    elapsed = time.perf_counter() - t0
-    get_reusable_executor().shutdown(wait=True)  # so that the workers' peak RSS is reported
-    own, worker = _peak_mb()
+    base = _rss_mb()
+    # serial: one BLAS thread, like (a); parallel: nested_loso gives each worker one thread
+    with threadpool_limits(limits=1 if n_jobs == 1 else None), _PeakMemory() as mem:
+        t0 = time.perf_counter()
+        res = nested_loso(
+            d["X"], d["y"], d["groups"], X_eval=d["X_eval"], groups_eval=d["groups_eval"],
+            n_jobs=n_jobs,
+        )
+        elapsed = time.perf_counter() - t0
+        get_reusable_executor().shutdown(wait=True)
     r_eval = float(np.corrcoef(res.y_pred_eval, d["y_eval"])[0, 1])
     return {
         "time": elapsed,
         "total": elapsed,
-        "mem": own,
+        "mem_tree": mem.tree_mb,
+        "mem_alloc": mem.alloc_mb,
         "mem_before": base,
-        "mem_worker": worker,
         "ocv_pred": res.ocv_pred,
         "icv_r": res.icv_r,
         "note": f"all {res.groups.size} outer folds; held-out r(eval rows) = {r_eval:.3f}",
     }
 
 
-def _stage_explicit(path: str, n_folds: int, n_jobs: int) -> dict:
+def _stage_explicit(path: str, n_folds: int) -> dict:
     from threadpoolctl import threadpool_limits
 
     from deipp_core.model._explicit import _explicit_outer_fold, _lambda_grid_explicit
@@ -77,8 +126,8 @@ def _stage_explicit(path: str, n_folds: int, n_jobs: int) -> dict:
     d = _load(path)
     X, y, groups = d["X"], d["y"], d["groups"]
     sessions = np.unique(groups)
-    base = _peak_mb()[0]
-    with threadpool_limits(limits=n_jobs):
+    base = _rss_mb()
+    with threadpool_limits(limits=1), _PeakMemory() as mem:
         t0 = time.perf_counter()
         lambdas, _ = _lambda_grid_explicit(X, y)
         t_grid = time.perf_counter() - t0
@@ -91,9 +140,9 @@ def _stage_explicit(path: str, n_folds: int, n_jobs: int) -> dict:
     return {
         "time": t_grid + t_folds,
         "total": t_grid + per_fold * sessions.size,
-        "mem": _peak_mb()[0],
+        "mem_tree": mem.tree_mb,
+        "mem_alloc": mem.alloc_mb,
         "mem_before": base,
-        "mem_worker": 0.0,
         "ocv_pred": [f["ocv_pred"] for f in folds],
         "icv_r": np.column_stack([f["icv_r"] for f in folds]),
         "note": (
@@ -103,22 +152,13 @@ def _stage_explicit(path: str, n_folds: int, n_jobs: int) -> dict:
     }
 
 
-def _stage_sklearn(path: str, n_folds: int, n_alphas: int, n_jobs: int) -> dict:
-    from joblib.externals.loky import get_reusable_executor
+def _sklearn_folds(X, y, groups, sessions, n_folds, alphas, n_jobs) -> None:
+    """The user's code: outer LOSO loop around an inner LOSO grid search of PCA + Lasso."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import Lasso
     from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut
     from sklearn.pipeline import Pipeline
 
-    d = _load(path)
-    X, y, groups = d["X"], d["y"], d["groups"]
-    sessions = np.unique(groups)
-    # a user's alpha grid: log-spaced below alpha_max of the PC scores of all rows
-    scores = PCA().fit_transform(X)
-    alpha_max = np.abs(scores.T @ (y - y.mean())).max() / y.size
-    alphas = alpha_max * np.logspace(-3, -0.3, n_alphas)
-    base = _peak_mb()[0]
-    t0 = time.perf_counter()
     for k in range(n_folds):
         train = groups != sessions[k]
         search = GridSearchCV(
@@ -129,17 +169,33 @@ def _stage_sklearn(path: str, n_folds: int, n_alphas: int, n_jobs: int) -> dict:
         )
         search.fit(X[train], y[train], groups=groups[train])
         search.predict(X[~train])
-    elapsed = time.perf_counter() - t0
-    get_reusable_executor().shutdown(wait=True)
-    own, worker = _peak_mb()
+
+
+def _stage_sklearn(path: str, n_folds: int, n_alphas: int, n_jobs: int) -> dict:
+    from joblib.externals.loky import get_reusable_executor
+    from sklearn.decomposition import PCA
+
+    d = _load(path)
+    X, y, groups = d["X"], d["y"], d["groups"]
+    sessions = np.unique(groups)
+    # a user's alpha grid: log-spaced below alpha_max of the PC scores of all rows
+    scores = PCA().fit_transform(X)
+    alpha_max = np.abs(scores.T @ (y - y.mean())).max() / y.size
+    alphas = alpha_max * np.logspace(-3, -0.3, n_alphas)
+    base = _rss_mb()
+    with _PeakMemory() as mem:
+        t0 = time.perf_counter()
+        _sklearn_folds(X, y, groups, sessions, n_folds, alphas, n_jobs)
+        elapsed = time.perf_counter() - t0
+        get_reusable_executor().shutdown(wait=True)
     per_fold = elapsed / n_folds
     n_fits = (sessions.size - 1) * n_alphas + 1
     return {
         "time": elapsed,
         "total": per_fold * sessions.size,
-        "mem": own,
+        "mem_tree": mem.tree_mb,
+        "mem_alloc": mem.alloc_mb,
         "mem_before": base,
-        "mem_worker": worker,
         "note": (
             f"{n_folds} of {sessions.size} outer folds run ({per_fold:.1f} s each, {n_fits} fits "
             f"each), {n_alphas} alphas vs {y.size - 2} grid points in (a)/(c); total extrapolated"
@@ -155,6 +211,7 @@ def _child(stage: str, kwargs: dict, queue) -> None:
 
 
 def _run_in_fresh_process(stage: str, **kwargs) -> dict:
+    print(f"running {stage} {kwargs} ...", flush=True)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(stage, kwargs, queue))
@@ -163,6 +220,7 @@ def _run_in_fresh_process(stage: str, **kwargs) -> dict:
     proc.join()
     if status != "ok":
         raise RuntimeError(f"stage {stage!r} failed: {payload}")
+    print(f"  done: {payload['time']:.1f} s measured, {payload['note']}", flush=True)
     return payload
 
 
@@ -209,16 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.n_jobs != 1:
             results["gram1"] = _run_in_fresh_process("gram", path=path, n_jobs=1)
         if "explicit" not in args.skip:
-            results["explicit"] = _run_in_fresh_process(
-                "explicit", path=path, n_folds=n_explicit, n_jobs=args.n_jobs
-            )
+            results["explicit"] = _run_in_fresh_process("explicit", path=path, n_folds=n_explicit)
         if "sklearn" not in args.skip:
             results["sklearn"] = _run_in_fresh_process(
                 "sklearn", path=path, n_folds=n_sklearn, n_alphas=args.sklearn_alphas,
                 n_jobs=args.n_jobs,
             )
 
-    ours = results["gram"]["total"]
+    best = min(("gram", "gram1"), key=lambda key: results[key]["total"] if key in results else np.inf)
+    ours = results[best]["total"]
     labels = {
         "explicit": "(a) explicit edge-space reference",
         "sklearn": "(b) sklearn GridSearchCV(PCA+Lasso)",
@@ -227,15 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     print()
     print(f"{'stage':38s} {'run (s)':>9s} {'full CV (s)':>12s} {'x ours':>8s} "
-          f"{'peak RSS (MB)':>14s} {'worker (MB)':>12s}")
+          f"{'peak RSS (MB)':>14s} {'alloc (MB)':>11s}")
     for key in ("explicit", "sklearn", "gram", "gram1"):
         if key not in results:
             continue
         r = results[key]
         print(f"{labels[key]:38s} {r['time']:9.1f} {r['total']:12.1f} {r['total'] / ours:8.1f} "
-              f"{r['mem']:14.0f} {r['mem_worker']:12.0f}")
+              f"{r['mem_tree']:14.0f} {r['mem_alloc']:11.0f}")
     print()
-    print(f"ratios ('x ours') are relative to (c), {ours:.1f} s")
+    print("peak RSS: process + joblib workers during the run (sampled; includes the loaded data); "
+          "alloc: tracemalloc peak of the run's allocations in the main process")
+    print(f"ratios ('x ours') are relative to the faster of (c)/(c'): {labels[best]}, {ours:.1f} s")
     for key in ("explicit", "sklearn", "gram", "gram1"):
         if key in results:
             print(f"{labels[key]}: {results[key]['note']}; "

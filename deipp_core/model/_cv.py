@@ -286,8 +286,11 @@ def nested_loso(
         ``"gram"``: the fast implementation described in Notes. ``"explicit"``: the literal
         edge-space reference :func:`~deipp_core.model.nested_loso_explicit` (slow; for checks).
     n_jobs : int or None, default=1
-        Outer folds run in parallel with joblib (loky), one BLAS thread per worker. ``-1``: all cores.
-        Ignored by the explicit solver.
+        Outer folds run in parallel with joblib, one BLAS thread per worker. ``-1``: all cores. The
+        backend is joblib's default (loky processes) unless the caller picks another with
+        ``joblib.parallel_config`` (e.g. Dask). With ``n_jobs=1`` the fits run in this process under the caller's BLAS settings; beside
+        other jobs, wrap the call in ``threadpoolctl.threadpool_limits(1)``. Starting workers costs
+        seconds, so parallel runs pay off only at realistic sizes. Ignored by the explicit solver.
 
     Returns
     -------
@@ -340,7 +343,7 @@ def nested_loso(
     )
 
     parallel = n_jobs not in (None, 1)
-    folds = Parallel(n_jobs=n_jobs, backend="loky")(
+    folds = Parallel(n_jobs=n_jobs)(  # loky by default; joblib.parallel_config may choose another
         delayed(_outer_fold)(K, K_eval, y, codes, eval_codes, k, lambdas, parallel)
         for k in range(n_sess)
     )
