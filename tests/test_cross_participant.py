@@ -165,7 +165,6 @@ def test_summaries_and_figures_of_the_specificity_chapter(rng):
     assert isinstance(plot_feature_overlap(ov), plt.Figure)
 
 
-@pytest.mark.slow
 def test_quick_twin_importance_finds_modules_and_models_do_not_transfer(quick_twin_root):
     """End to end on the quick twin: importance singles out the planted modules, the unpermuted r is
     the 1-min r of the main evaluation, and each model fails on the other participant at 1 min."""
