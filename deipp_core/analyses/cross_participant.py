@@ -241,7 +241,7 @@ def generalization_table(
 # ----------------------------------------------------------------------------------------------
 
 
-def _overlap_row(measure: str, a: np.ndarray, b: np.ndarray) -> dict:
+def _overlap_row(measure: str, a: np.ndarray, b: np.ndarray) -> list[dict]:
     """Set overlap of two boolean masks over the same N items, with its hypergeometric chance level."""
     n, ka, kb = a.size, int(a.sum()), int(b.sum())
     inter = int((a & b).sum())
@@ -356,8 +356,10 @@ def feature_overlap(
             f"sub-{result_a.participant} and sub-{result_b.participant} share {common.size} parcel(s); "
             "feature overlap needs models on the same parcellation"
         )
-    ia = np.searchsorted(pa, common) if np.all(np.diff(pa) > 0) else np.array([list(pa).index(c) for c in common])
-    ib = np.searchsorted(pb, common) if np.all(np.diff(pb) > 0) else np.array([list(pb).index(c) for c in common])
+    pos_a = {int(p): k for k, p in enumerate(pa)}
+    pos_b = {int(p): k for k, p in enumerate(pb)}
+    ia = np.array([pos_a[int(c)] for c in common], dtype=np.int64)
+    ib = np.array([pos_b[int(c)] for c in common], dtype=np.int64)
     Wa = vec_to_sym(result_a.cv.final_coef, pa.size)[np.ix_(ia, ia)]
     Wb = vec_to_sym(result_b.cv.final_coef, pb.size)[np.ix_(ib, ib)]
     rng = np.random.default_rng(seed)
@@ -373,9 +375,9 @@ def feature_overlap(
     # shared strongest edges whose weights also agree in sign; chance = E[shared] · P(signs agree)
     # with each model's own fraction of positive weights among its strongest edges
     agree = top_a & top_b & (np.sign(va) == np.sign(vb))
-    pos_a, pos_b = float(np.mean(va[top_a] > 0)), float(np.mean(vb[top_b] > 0))
+    frac_a, frac_b = float(np.mean(va[top_a] > 0)), float(np.mean(vb[top_b] > 0))
     rows.append({"measure": "top edges (same sign)", "statistic": "shared", "value": float(agree.sum()),
-                 "chance": k * k / va.size * (pos_a * pos_b + (1 - pos_a) * (1 - pos_b)),
+                 "chance": k * k / va.size * (frac_a * frac_b + (1 - frac_a) * (1 - frac_b)),
                  "p": float("nan"), "k_a": k, "k_b": k, "n": va.size})
 
     wa = region_weights(sym_to_vec(Wa), common.size)
