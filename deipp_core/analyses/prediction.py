@@ -185,8 +185,14 @@ def edge_recovery(weights: np.ndarray, features: ParticipantFeatures, dataset: D
 
 def save_cv(cv: NestedLOSOResult, path: Path) -> None:
     """Write a :class:`NestedLOSOResult` to ``path`` (``.npz``) atomically (fold splits are not kept)."""
-    arrays = {f.name: np.asarray(getattr(cv, f.name)) for f in dataclasses.fields(cv)
-              if f.name != "splits" and getattr(cv, f.name) is not None}
+    arrays = {}
+    for f in dataclasses.fields(cv):
+        value = getattr(cv, f.name)
+        if f.name == "splits" or value is None:
+            continue
+        value = np.asarray(value)
+        # Session labels come as an object array; store text so the file loads without pickle.
+        arrays[f.name] = value.astype(str) if value.dtype == object else value
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
