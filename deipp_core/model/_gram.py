@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 __all__ = ["fit_predict_gram"]
 
@@ -99,12 +100,15 @@ def _eigh_centred(Kc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigendecomposition of a centred Gram block: ``(V, s)``, descending, null space removed.
 
     At most ``n − 1`` components are returned (centring costs one rank: MATLAB never passes the
-    ``n``-th component to the LASSO), and only those with ``s_j² > _RTOL · s_1²``.
+    ``n``-th component to the LASSO), and only those with ``s_j² > _RTOL · s_1²``. ``Kc`` is
+    overwritten.
     """
     n = Kc.shape[0]
     if n < 2:
         return np.zeros((n, 0)), np.zeros(0)
-    evals, evecs = np.linalg.eigh(Kc)
+    # LAPACK syevd (divide and conquer): the fastest full symmetric eigensolver here (≈10 % faster
+    # than numpy's wrapper of the same routine, 30 % faster than syevr, at n ≈ 870 on one thread)
+    evals, evecs = scipy.linalg.eigh(Kc, driver="evd", overwrite_a=True, check_finite=False)
     evals = evals[::-1]
     evecs = evecs[:, ::-1]
     np.maximum(evals, 0.0, out=evals)  # clamp round-off negatives (kernel PCA does the same)

@@ -199,6 +199,14 @@ class LassoPCR(RegressorMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during fit.
 
+    Notes
+    -----
+    Components whose variance is at most ``1e-10`` times the first one are treated as null and never
+    selected (``deipp_core.model._gram._RTOL``), in both solvers. For rows in general position this
+    removes only the ``n``-th component, which centring makes exactly zero and MATLAB also drops; it
+    matters for rank-deficient rows (duplicates, fewer features than rows), where MATLAB would pass
+    numerically-zero, arbitrary directions to the standardised LASSO, whose rescaling can select them.
+
     See Also
     --------
     lambda_grid : The λ grid of the original code.
