@@ -288,9 +288,10 @@ def nested_loso(
     n_jobs : int or None, default=1
         Outer folds run in parallel with joblib, one BLAS thread per worker. ``-1``: all cores. The
         backend is joblib's default (loky processes) unless the caller picks another with
-        ``joblib.parallel_config`` (e.g. Dask). With ``n_jobs=1`` the fits run in this process under the caller's BLAS settings; beside
-        other jobs, wrap the call in ``threadpoolctl.threadpool_limits(1)``. Starting workers costs
-        seconds, so parallel runs pay off only at realistic sizes. Ignored by the explicit solver.
+        ``joblib.parallel_config`` (e.g. Dask). With ``n_jobs=1`` the fits run in this process
+        under the caller's BLAS settings; beside other jobs, wrap the call in
+        ``threadpoolctl.threadpool_limits(1)``. Starting workers costs seconds, so parallel runs pay
+        off only at realistic sizes. Ignored by the explicit solver.
 
     Returns
     -------
@@ -302,7 +303,8 @@ def nested_loso(
     Cost: one ``N × N`` Gram matrix (``O(N²E)``), ``S²`` eigendecompositions of blocks of size about
     ``N(S−1)/S`` and two ``S × N × E`` products for the fold weights. Memory: ``O(N² + S·E)`` on top
     of ``X``. At ``S = 30`` sessions and ``E = 44,850`` edges the eigendecompositions dominate
-    (about 0.05–0.07 s each on one core).
+    (0.065–0.10 s each on one core of the project machine, so 60–95 s serially; see
+    ``benchmarks/README.md``).
 
     Examples
     --------
