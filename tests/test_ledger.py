@@ -1,0 +1,83 @@
+"""Published source data are read flexibly; the ledger fills every claim from computed results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deipp_core.analyses.ledger import PAPER_CLAIMS, build_ledger, published_metrics
+from deipp_core.data.dataset import Dataset, Participant
+from deipp_core.data.source_data import read_source_data
+from deipp_core.exceptions import DataLayoutError
+from deipp_core.stats import pearson_r, roc_auc
+
+
+def _write_test_csvs(root: Path, sub: str, rng, units=("1min", "2min", "run", "session")) -> dict:
+    made = {}
+    for unit, n in zip(("1min", "2min", "run", "session"), (300, 150, 30, 10)):
+        if unit not in units:
+            continue
+        x = rng.uniform(size=n)
+        df = pd.DataFrame({"actualpain": x, "predictedpain": x + rng.normal(scale=0.3, size=n)})
+        folder = root / f"Fig2_sub-{sub}"
+        folder.mkdir(parents=True, exist_ok=True)
+        df.to_csv(folder / f"sub-{sub}_predict_rating_test_indparc_srcdat_y_yfit_{unit}.csv", index=False)
+        made[unit] = df
+    return made
+
+
+def test_source_data_found_in_any_layout_and_recomputed(tmp_path, rng):
+    made = _write_test_csvs(tmp_path, "01", rng)
+    source = read_source_data(tmp_path)
+    assert set(source.test) == {("01", u) for u in made}
+    assert source.problems == []
+    pub = published_metrics(source).set_index("level")
+    for unit, df in made.items():
+        assert pub.loc[unit, "r"] == pytest.approx(pearson_r(df["actualpain"], df["predictedpain"]))
+        assert pub.loc[unit, "auc"] == pytest.approx(roc_auc(df["actualpain"], df["predictedpain"]))
+
+
+def test_missing_and_misnamed_columns_are_reported_not_raised(tmp_path, rng):
+    _write_test_csvs(tmp_path, "02", rng, units=("1min", "2min", "run"))
+    bad = tmp_path / "sub-02_predict_rating_test_indparc_srcdat_y_yfit_session.csv"
+    pd.DataFrame({"actual": [1.0], "pred": [2.0]}).to_csv(bad, index=False)
+    source = read_source_data(tmp_path)
+    text = "\n".join(source.problems)
+    assert "expected columns actualpain, predictedpain" in text and bad.name in text
+    assert "missing sub-02_predict_rating_test_indparc_srcdat_y_yfit_session.csv" in text
+
+
+def test_folder_without_source_data_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataLayoutError, match="no source-data CSV found"):
+        read_source_data(tmp_path)
+    with pytest.raises(DataLayoutError, match="does not exist"):
+        read_source_data(tmp_path / "absent")
+
+
+def _metrics(r, auc):
+    return pd.DataFrame({"level": ["1min", "2min", "run", "session"], "r": r, "auc": auc})
+
+
+def test_ledger_fills_claims_from_results_and_names_the_data(tmp_path, rng):
+    atlas = pd.DataFrame({"index": [0], "name": ["a"], "network": ["n"], "x": [0.0], "y": [0.0], "z": [0.0],
+                          "included": [True]})
+    ds = Dataset({"01": Participant("01", atlas, ()), "02": Participant("02", atlas, ())}, "twin",
+                 tmp_path, "digital twin (SIMULATED data; test)")
+    metrics = {"01": _metrics([0.41, 0.5, 0.6, 0.62], [0.7, 0.75, 0.8, 0.85]),
+               "02": _metrics([0.5, 0.55, 0.6, 0.66], [0.76, 0.8, 0.9, 0.93])}
+    _write_test_csvs(tmp_path / "src", "01", rng)
+    ledger = build_ledger(ds, metrics, source=read_source_data(tmp_path / "src"))
+    by_claim = ledger.set_index("chapter")
+    assert set(ledger["data"]) == {"digital twin (SIMULATED data; test)"}
+    rows = ledger.set_index("claim")
+    claim_r01 = next(c for c in PAPER_CLAIMS if c.key == "r_01")
+    assert rows.loc[claim_r01.claim, "this build"] == "r = 0.41–0.62"
+    assert rows.loc[claim_r01.claim, "paper"] == "r = 0.40–0.61"
+    assert rows.loc[claim_r01.claim, "published (source data)"].startswith("r = ")
+    claim_auc02 = next(c for c in PAPER_CLAIMS if c.key == "auc_02")
+    assert rows.loc[claim_auc02.claim, "published (source data)"] == "not in the source data"
+    assert "prediction" in by_claim.index
