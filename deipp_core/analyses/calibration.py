@@ -27,6 +27,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,9 @@ from threadpoolctl import threadpool_limits
 from deipp_core.data.derivatives import ResultCache, hash_key
 from deipp_core.exceptions import ParameterError
 from deipp_core.profiles import Profile, get_profile
+
+if TYPE_CHECKING:
+    from deipp_core.data.twin import TwinConfig
 
 __all__ = [
     "CALIBRATION_LEVELS",
@@ -84,24 +88,26 @@ def _code_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _twin_config(scale: str):
+def _twin_config(scale):
     from deipp_core.data.twin import TwinConfig
 
+    if isinstance(scale, TwinConfig):
+        return scale
     configs = {"quick": TwinConfig.quick, "paper": TwinConfig.paper}
     if scale not in configs:
-        raise ParameterError(f"unknown twin scale {scale!r}; choose 'quick' or 'paper'")
+        raise ParameterError(f"unknown twin scale {scale!r}; choose 'quick', 'paper' or pass a TwinConfig")
     return configs[scale]()
 
 
-def null_dataset_table(seed: int, *, scale: str = "quick", n_boot: int = 200) -> pd.DataFrame:
+def null_dataset_table(seed: int, *, scale: str | TwinConfig = "quick", n_boot: int = 200) -> pd.DataFrame:
     """Generate one null twin, run the prediction analysis on each participant, tabulate the results.
 
     Parameters
     ----------
     seed : int
         Seed of the null twin; also the seed of the bootstrap.
-    scale : {"quick", "paper"}, default="quick"
-        Twin scale (:meth:`TwinConfig.quick` or :meth:`TwinConfig.paper`).
+    scale : {"quick", "paper"} or TwinConfig, default="quick"
+        Twin scale (:meth:`TwinConfig.quick` or :meth:`TwinConfig.paper`), or the settings themselves.
     n_boot : int, default=200
         Hierarchical bootstrap resamples per statistic.
 
@@ -121,7 +127,7 @@ def null_dataset_table(seed: int, *, scale: str = "quick", n_boot: int = 200) ->
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"deipp-null-{seed}-") as tmp:
-        root = generate_twin(Path(tmp) / f"twin-{scale}-seed{seed}-null", config, seed=seed, null=True)
+        root = generate_twin(Path(tmp) / f"twin-{config.scale}-seed{seed}-null", config, seed=seed, null=True)
         dataset = read_dataset(root)
         for label in sorted(dataset.participants):
             res = run_prediction(dataset[label], profile=_profile(n_boot), seed=seed)
@@ -138,14 +144,18 @@ def _profile(n_boot: int) -> Profile:
     return Profile("calibration", twin_scale="quick", n_boot=int(n_boot), n_perm=0, n_trainsize_reps=0)
 
 
-def _cached_table(seed: int, scale: str, n_boot: int, use_cache: bool, cache_root: Path | None) -> pd.DataFrame:
+def _cached_table(seed: int, scale, n_boot: int, use_cache: bool, cache_root: Path | None) -> pd.DataFrame:
     cache = ResultCache(cache_root if cache_root is not None else calibration_dir())
-    name = f"null_scale-{scale}_seed-{seed}_nboot-{n_boot}"
-    key = hash_key(seed, scale, n_boot, _code_digest())
-    if use_cache:
-        table = cache.get(name, key)
-        if table is not None:
-            return table.astype({"seed": int, "participant": str, "level": str, "n_units": int})
+    config = _twin_config(scale)
+    name = f"null_scale-{config.scale}_seed-{seed}_nboot-{n_boot}"
+    key = hash_key(seed, repr(config), n_boot, _code_digest())
+    path = cache.path(name, key)
+    if use_cache and path.is_file():
+        logger.info("reusing the cached null table %s", path.name)
+        # Labels such as "01" must stay text (read_tsv would turn them into numbers).
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
+                            dtype={"participant": str, "level": str})
+        return table.astype({"seed": int, "n_units": int})
     with threadpool_limits(1):
         table = null_dataset_table(seed, scale=scale, n_boot=n_boot)
     if use_cache:
@@ -156,7 +166,7 @@ def _cached_table(seed: int, scale: str, n_boot: int, use_cache: bool, cache_roo
 def null_calibration(
     n_datasets: int | str | Profile,
     *,
-    scale: str = "quick",
+    scale: str | TwinConfig = "quick",
     first_seed: int = 1000,
     n_boot: int | None = None,
     n_jobs: int = 1,
@@ -170,8 +180,8 @@ def null_calibration(
     n_datasets : int, str or Profile
         Number of null data sets, or a profile (name), which gives :data:`N_NULL_DATASETS` and, unless
         ``n_boot`` is set, its ``n_boot``.
-    scale : {"quick", "paper"}, default="quick"
-        Twin scale of every null data set.
+    scale : {"quick", "paper"} or TwinConfig, default="quick"
+        Twin scale of every null data set, or its settings.
     first_seed : int, default=1000
         Seed of the first null data set (kept away from the seeds of the chapters' twins).
     n_boot : int, optional
@@ -203,7 +213,8 @@ def null_calibration(
     _twin_config(scale)  # fail early on a bad scale
     seeds = range(int(first_seed), int(first_seed) + int(n_datasets))
     cache_root = Path(cache_dir) if cache_dir is not None else None
-    logger.info("null calibration: %d data sets (%s scale, %d resamples)", len(seeds), scale, n_boot)
+    logger.info("null calibration: %d data sets (%s scale, %d resamples)", len(seeds),
+                _twin_config(scale).scale, n_boot)
     tables = Parallel(n_jobs=n_jobs)(
         delayed(_cached_table)(s, scale, int(n_boot), use_cache, cache_root) for s in seeds
     )
