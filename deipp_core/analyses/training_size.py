@@ -828,3 +828,43 @@ def training_size_summary(results: Mapping[str, TrainingSizeResult]) -> str:
         lines.append(f"- **{name}** ({res.sessions.size} sessions, {res.n_reps} repetitions per size): "
                      f"{at_ref}; {'; '.join(reach)}.{note}")
     return "\n".join(lines)
+
+
+def cached_training_size(
+    dataset,
+    label: str,
+    *,
+    profile: str | Profile = "quick",
+    seed: int = 0,
+    n_jobs: int | None = 1,
+    features: ParticipantFeatures | None = None,
+    cv: NestedLOSOResult | None = None,
+    progress: bool = False,
+) -> TrainingSizeResult:
+    """:func:`run_training_size` for one participant of a data set, cached under ``derivatives/deipp``.
+
+    The key covers the data set's fingerprint, the participant, the ``deipp_core`` source, the
+    profile's counts and the seed; the result file is written atomically, so the training-size chapter
+    and the ledger share one computation and an interrupted run leaves nothing a later run would read.
+    """
+    import io
+
+    import joblib
+
+    from deipp_core.book import _package_digest
+    from deipp_core.data import data_fingerprint
+    from deipp_core.data.derivatives import atomic_write_bytes, derivatives_root, hash_key
+
+    prof = get_profile(profile)
+    key = hash_key(data_fingerprint(dataset.root), label, _package_digest(), prof.n_trainsize_reps,
+                   prof.n_boot, seed, "training_size")
+    path = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-trainingsize_key-{key}.joblib"
+    if path.is_file():
+        logger.info("sub-%s: reusing the cached training-size analysis %s", label, path.name)
+        return joblib.load(path)
+    result = run_training_size(dataset[label], profile=prof, seed=seed, n_jobs=n_jobs, features=features,
+                               cv=cv, progress=progress)
+    buffer = io.BytesIO()
+    joblib.dump(result, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return result
