@@ -224,3 +224,31 @@ def test_benjamini_hochberg_matches_statsmodels(rng):
     h, adj, _, _ = multitest.multipletests(p, alpha=0.05, method="fdr_bh")
     np.testing.assert_array_equal(res.h, h)
     np.testing.assert_allclose(np.minimum(res.adj_p, 1), adj)
+
+
+def test_pearson_r_of_many_columns_equals_one_column_at_a_time(rng):
+    x = rng.normal(size=12)
+    x[:3] = 1.0  # ties in x
+    Y = rng.normal(size=(12, 4))
+    Y[:, 1] = np.repeat([0.2, 0.5, 0.7], 4)  # ties (intercept-like predictions per session)
+    Y[:, 2] = 0.3  # constant
+    W = rng.integers(0, 3, size=(200, 12)).astype(float)
+    W[0] = 0.0
+    W[0, 0] = 5  # one unit only: undefined
+    W[1] = 0.0
+    W[1, :3] = 1  # x constant (the tied units)
+    W[2] = 0.0
+    W[2, [0, 3]] = 2  # Y[:, 1] constant over units 0 and 3 (x is not)
+    got = pearson_r(x, Y, weights=W)
+    assert got.shape == (200, 4)
+    for j in range(Y.shape[1]):
+        want = pearson_r(x, Y[:, j], weights=W)
+        np.testing.assert_allclose(got[:, j], want, rtol=0, atol=1e-12, equal_nan=True)
+    assert np.isnan(got[2, 1]) and not np.isnan(got[2, 0])
+
+
+    unweighted = pearson_r(x, Y)
+    assert unweighted.shape == (4,) and np.isnan(unweighted[2])
+    assert unweighted[0] == pytest.approx(np.corrcoef(x, Y[:, 0])[0, 1])
+
+

@@ -13,7 +13,6 @@ from deipp_core.analyses.training_size import (
     TrainingSizeResult,
     _boot_seed,
     _min_sessions,
-    _pearson_columns,
     _summarise,
     training_size,
 )
@@ -137,26 +136,6 @@ def test_rep_r_and_p_match_level_table_and_bootstrap(setup):
         assert row["r"].iloc[0] == pytest.approx(pearson_r(x, y), abs=1e-12)
         assert row["p"].iloc[0] == pytest.approx(boot2cip(pearson_r(x, y, W), 0.0).p, abs=1e-12)
         assert bool(row["significant"].iloc[0]) == bool(row["p"].iloc[0] < 0.05 and row["r"].iloc[0] > 0)
-
-
-def test_pearson_columns_equals_stats_pearson_r(rng):
-    x = rng.normal(size=12)
-    x[:3] = 1.0  # ties in x
-    Y = rng.normal(size=(12, 4))
-    Y[:, 1] = np.repeat([0.2, 0.5, 0.7], 4)  # ties (intercept-like predictions per session)
-    Y[:, 2] = 0.3  # constant
-    W = rng.integers(0, 3, size=(200, 12)).astype(float)
-    W[0] = 0.0
-    W[0, 0] = 5  # one unit only: undefined
-    W[1] = 0.0
-    W[1, :3] = 1  # x constant (the tied units)
-    W[2] = 0.0
-    W[2, [0, 3]] = 2  # Y[:, 1] constant over units 0 and 3 (x is not)
-    got = _pearson_columns(x, Y, W)
-    for j in range(Y.shape[1]):
-        want = pearson_r(x, Y[:, j], W)
-        np.testing.assert_allclose(got[:, j], want, rtol=0, atol=1e-12, equal_nan=True)
-    assert np.isnan(got[2, 1]) and not np.isnan(got[2, 0])
 
 
 def test_summary_and_source_data(setup):

@@ -362,42 +362,6 @@ def _check_level_maps(table: pd.DataFrame, maps: dict[str, np.ndarray], frame: p
             raise DeippError(f"internal error: the {lv!r} actual ratings do not match level_table()")
 
 
-def _pearson_columns(x: np.ndarray, Y: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """:func:`deipp_core.stats.pearson_r` (x, Y[:, j], weights=W) for every column j at once.
-
-    Same formula (moments of the unweighted-centred values), as matrix products over all columns, and
-    the same exact constancy rule (NaN where x or y takes a single value over a resample's units).
-
-    Returns
-    -------
-    ndarray of shape (n_boot, n_cols)
-    """
-    xc = x - x.mean()
-    Yc = Y - Y.mean(axis=0)
-    sw = W.sum(axis=1)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = (W @ xc)[:, None] / sw
-        my = (W @ Yc) / sw
-        sxx = (W @ (xc * xc))[:, None] / sw - mx * mx
-        syy = (W @ (Yc * Yc)) / sw - my * my
-        sxy = (W @ (xc[:, None] * Yc)) / sw - mx * my
-        r = np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0)
-    present = W > 0
-    n_present = present.sum(axis=1)
-    const_x = ~(np.where(present, xc, -np.inf).max(axis=1) > np.where(present, xc, np.inf).min(axis=1))
-    r[const_x] = np.nan
-    for j in range(Y.shape[1]):
-        col = Yc[:, j]
-        if np.unique(col).size == col.size:
-            const = n_present <= 1  # all values distinct: constant only on ≤ 1 unit
-        else:  # ties (e.g. intercept-only predictions): exact rule, as in stats.pearson_r
-            hi = np.where(present, col, -np.inf).max(axis=1)
-            lo = np.where(present, col, np.inf).min(axis=1)
-            const = ~(hi > lo)
-        r[const, j] = np.nan
-    return r
-
-
 def _evaluate_reps(
     table: pd.DataFrame,
     maps: dict[str, np.ndarray],
@@ -422,7 +386,7 @@ def _evaluate_reps(
         p = np.empty(Y.shape[1])
         for start in range(0, Y.shape[1], _BOOT_COLS):
             cols = slice(start, start + _BOOT_COLS)
-            boot = _pearson_columns(x, Y[:, cols], W)
+            boot = pearson_r(x, Y[:, cols], weights=W)
             p[cols] = [boot2cip(boot[:, j], 0.0).p for j in range(boot.shape[1])]
         frames.append(pd.DataFrame({
             "n_session": size_col, "rep": rep_col, "level": lv, "r": r, "p": p,
