@@ -223,3 +223,24 @@ def test_tables_and_summary_cover_every_participant(small):
     assert len(table) == 6
     text = controls_summary(res)
     assert text.count("Participant") == 2 and "AUC" in text
+
+
+def test_undefined_bootstrap_bounds_are_written_as_undefined(small):
+    _, features = small
+    res = run1_control(_predictions(features, np.random.default_rng(6)), n_boot=20)
+    res.metrics.loc[0, "auc_ci_high"] = np.nan
+    table = controls_table({"P": res})
+    assert "undefined" in table.iloc[0]["AUC [95% CI]"] and "nan" not in table.to_string()
+
+
+def test_control_figures_have_a_row_per_participant_and_a_panel_per_level(small):
+    from deipp_core.plotting.controls import plot_controls_grid
+
+    _, features = small
+    res = run1_control(_predictions(features, np.random.default_rng(7)), n_boot=20)
+    fig = plot_controls_grid({"P1": res, "P2": res})
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    # 3 levels + ROC per row, two rows
+    assert len(titled) == 8
+    assert sum("ROC" in ax.get_title() for ax in titled) == 2
+    assert any(ax.get_title().startswith("1 min\nr = ") for ax in titled)

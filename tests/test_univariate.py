@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,3 +143,19 @@ def test_run_univariate_finds_a_consistent_effect_only_where_planted():
     text = univariate_summary({"Participant 1": res})
     assert f"{res.n_significant} of 3 parcels survive FDR" in text
     assert "largest |t|" in text and "in p0 (A)" in text
+
+
+def test_univariate_figures_say_when_nothing_survives_fdr():
+    from deipp_core.plotting.controls import plot_univariate_brain, plot_univariate_networks
+
+    rng = np.random.default_rng(5)
+    atlas = pd.DataFrame({"index": range(1, 5), "name": list("abcd"), "network": list("AABB"),
+                          "x": [-40.0, 40, 0, 10], "y": [0.0, 10, -50, 20], "z": [10.0, 20, 30, 0],
+                          "included": True})
+    res = {"P": SimpleNamespace(table=second_level(pd.DataFrame(rng.normal(size=(8, 4))), atlas),
+                                thresholds=(np.nan, np.nan))}
+    assert not res["P"].table["significant"].any()
+    fig = plot_univariate_brain(res)
+    assert any("no region survives FDR" in t.get_text() for ax in fig.axes for t in ax.texts)
+    fig = plot_univariate_networks(res)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["A", "B"]

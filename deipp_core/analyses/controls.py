@@ -400,6 +400,15 @@ def run1_control(
 _LEVEL_NAMES = {"1min": "1-min bins", "2min": "2-min bins", "run": "runs", "session": "sessions"}
 
 
+def _ci(value: float, low: float, high: float, p: float) -> str:
+    """:func:`~deipp_core.reporting.format_ci`, with undefined bounds written as such (not "nan")."""
+    if np.isfinite(low) and np.isfinite(high):
+        return format_ci(value, low, high, p)
+    lo = f"{low:.2f}" if np.isfinite(low) else "undefined"
+    hi = f"{high:.2f}" if np.isfinite(high) else "undefined"
+    return f"{value:.2f} [{lo}, {hi}]" + (f", p = {p:.2g}" if p >= 1e-3 else ", p < 0.001")
+
+
 def controls_table(results: Mapping[str, ControlResult]) -> pd.DataFrame:
     """One readable table of several control results (keys become the first index level).
 
@@ -420,8 +429,8 @@ def controls_table(results: Mapping[str, ControlResult]) -> pd.DataFrame:
             rows.append({
                 "level": _LEVEL_NAMES.get(m["level"], m["level"]),
                 "units": int(m["n_units"]),
-                "r [95% CI]": format_ci(m["r"], m["r_ci_low"], m["r_ci_high"], m["r_p"]),
-                "AUC [95% CI]": (format_ci(m["auc"], m["auc_ci_low"], m["auc_ci_high"], m["auc_p"])
+                "r [95% CI]": _ci(m["r"], m["r_ci_low"], m["r_ci_high"], m["r_p"]),
+                "AUC [95% CI]": (_ci(m["auc"], m["auc_ci_low"], m["auc_ci_high"], m["auc_p"])
                                  if np.isfinite(m["auc"]) else "undefined"),
             })
         blocks[name] = pd.DataFrame(rows).set_index("level")
@@ -444,8 +453,8 @@ def controls_summary(results: Mapping[str, ControlResult], *, level: str | None 
             row = m.set_index("level").loc[level]
             parts.append(
                 f"{name} ({res.n_sessions} sessions): r = "
-                f"{format_ci(row['r'], row['r_ci_low'], row['r_ci_high'], row['r_p'])}, AUC = "
-                f"{format_ci(row['auc'], row['auc_ci_low'], row['auc_ci_high'], row['auc_p'])}"
+                f"{_ci(row['r'], row['r_ci_low'], row['r_ci_high'], row['r_p'])}, AUC = "
+                f"{_ci(row['auc'], row['auc_ci_low'], row['auc_ci_high'], row['auc_p'])}"
             )
         else:
             parts.append(
