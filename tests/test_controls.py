@@ -86,7 +86,8 @@ def test_fd_rows_bin_the_unfiltered_fd_of_the_kept_frames(small):
     participant, features = small
     fd = fd_rows(participant, features)
     n_runs = 3 * 3
-    assert (fd["kind"].value_counts().to_dict()) == {"tbin10": 10 * n_runs, "tbin5": 5 * n_runs, "run": n_runs}
+    expected = {"tbin10": 10 * n_runs, "tbin5": 5 * n_runs, "run": n_runs}
+    assert fd["kind"].value_counts().to_dict() == expected
     rf = features.frames[("02", 2)]
     # one 1-mm jump at volume 200: unfiltered FD is 1 there and 0 everywhere else
     kept = np.isin(200, rf.frames)

@@ -59,7 +59,8 @@ def _run(rng, session, run, *, betas, censor_rate=0.05, motion_gain=0.3, spike_v
     probe = Run(session, "rating", run, TR, np.zeros((N_VOL, len(betas))), conf, rating)
     reg = rating_regressor(probe)
     trend = np.linspace(0, 1, N_VOL)
-    ts = (reg[:, None] * betas[None, :] + rng.normal(size=len(betas)) + trend[:, None] * rng.normal(size=len(betas))
+    n = len(betas)
+    ts = (reg[:, None] * betas[None, :] + rng.normal(size=n) + trend[:, None] * rng.normal(size=n)
           + motion_gain * motion @ rng.normal(size=(6, len(betas))))
     ts[~censor] = spike_value
     return Run(session, "rating", run, TR, ts, conf, rating, source=f"/synthetic/ses-{session}/run-{run}")

@@ -480,7 +480,8 @@ def twin_motion_note(dataset) -> str:
     if not dataset.is_simulated:
         return ("On real data the relation between pain and head motion is unknown; this control is "
                 "what bounds it.")
-    coupled = sorted(l for l, t in dataset.ground_truth.items() if t.get("meta", {}).get("motion_pain_coupled"))
+    coupled = sorted(label for label, truth in dataset.ground_truth.items()
+                     if truth.get("meta", {}).get("motion_pain_coupled"))
     if not coupled:
         return "On this twin, head motion does not depend on pain (null for motion)."
     who = ", ".join(f"sub-{l}" for l in coupled)
