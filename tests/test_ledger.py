@@ -81,3 +81,15 @@ def test_ledger_fills_claims_from_results_and_names_the_data(tmp_path, rng):
     claim_auc02 = next(c for c in PAPER_CLAIMS if c.key == "auc_02")
     assert rows.loc[claim_auc02.claim, "published (source data)"] == "not in the source data"
     assert "prediction" in by_claim.index
+
+
+def test_ledger_figure_draws_paper_ranges_and_levels(rng):
+    from deipp_core.plotting.ledger import plot_ledger_ranges
+
+    metrics = {"01": _metrics([0.41, 0.5, 0.6, 0.62], [0.7, 0.75, 0.8, 0.85]),
+               "02": _metrics([0.5, 0.55, 0.6, 0.66], [0.76, 0.8, 0.9, 0.93])}
+    fig = plot_ledger_ranges(metrics)
+    ax_r, ax_auc = fig.axes
+    bars = [line for line in ax_r.lines if line.get_linewidth() == 10]
+    assert [tuple(b.get_xdata()) for b in bars] == [(0.40, 0.61), (0.51, 0.65)]
+    assert len(ax_auc.collections) == 8  # four levels × two participants

@@ -35,12 +35,15 @@ class Claim:
         The value the paper reports.
     chapter : str
         Slug of the chapter that computes it.
+    paper_range : tuple of float, optional
+        The reported range as numbers, for claims that have one (r and AUC over the four levels).
     """
 
     key: str
     claim: str
     paper: str
     chapter: str
+    paper_range: tuple[float, float] | None = None
 
 
 #: The abstract of Lee, Jo, Cho & Woo (Nat. Neurosci. 2026), claim by claim (shared/paper/).
@@ -48,13 +51,13 @@ PAPER_CLAIMS: tuple[Claim, ...] = (
     Claim("n_sessions", "Precision fMRI from two individuals with chronic pain (sessions in all)", "55",
           "study-and-data"),
     Claim("r_01", "Participant 1: prediction–outcome correlation across sessions, runs and minutes",
-          "r = 0.40–0.61", "prediction"),
+          "r = 0.40–0.61", "prediction", (0.40, 0.61)),
     Claim("r_02", "Participant 2: prediction–outcome correlation across sessions, runs and minutes",
-          "r = 0.51–0.65", "prediction"),
+          "r = 0.51–0.65", "prediction", (0.51, 0.65)),
     Claim("auc_01", "Participant 1: high vs low pain (median split), area under the curve", "AUC = 0.71–0.87",
-          "prediction"),
+          "prediction", (0.71, 0.87)),
     Claim("auc_02", "Participant 2: high vs low pain (median split), area under the curve", "AUC = 0.76–0.93",
-          "prediction"),
+          "prediction", (0.76, 0.93)),
     Claim("trainsize_trend", "Model performance improved with increased training data",
           "improves with more sessions", "training-size"),
     Claim("trainsize_small", "Conventional data quantities fail to achieve significant predictive accuracy",
