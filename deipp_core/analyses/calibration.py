@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 CALIBRATION_LEVELS = ("1min", "2min", "run", "session", "within_run", "within_session")
 
 #: Null data sets per profile (each is a quick-scale twin; ~4–5 s each on one core at quick n_boot).
-N_NULL_DATASETS = {"quick": 8, "book": 100, "paper": 200}
+N_NULL_DATASETS = {"quick": 6, "book": 100, "paper": 200}
 
 _TABLE_COLUMNS = ["seed", "participant", "level", "n_units", "r", "r_p", "auc", "auc_p", "seconds"]
 
@@ -144,11 +144,13 @@ def _profile(n_boot: int) -> Profile:
     return Profile("calibration", twin_scale="quick", n_boot=int(n_boot), n_perm=0, n_trainsize_reps=0)
 
 
-def _cached_table(seed: int, scale, n_boot: int, use_cache: bool, cache_root: Path | None) -> pd.DataFrame:
+def _cached_table(
+    seed: int, scale, n_boot: int, use_cache: bool, cache_root: Path | None, code: str
+) -> pd.DataFrame:
     cache = ResultCache(cache_root if cache_root is not None else calibration_dir())
     config = _twin_config(scale)
     name = f"null_scale-{config.scale}_seed-{seed}_nboot-{n_boot}"
-    key = hash_key(seed, repr(config), n_boot, _code_digest())
+    key = hash_key(seed, repr(config), n_boot, code)
     path = cache.path(name, key)
     if use_cache and path.is_file():
         logger.info("reusing the cached null table %s", path.name)
@@ -215,8 +217,9 @@ def null_calibration(
     cache_root = Path(cache_dir) if cache_dir is not None else None
     logger.info("null calibration: %d data sets (%s scale, %d resamples)", len(seeds),
                 _twin_config(scale).scale, n_boot)
+    code = _code_digest()  # once, so that every seed of this call has the same key
     tables = Parallel(n_jobs=n_jobs)(
-        delayed(_cached_table)(s, scale, int(n_boot), use_cache, cache_root) for s in seeds
+        delayed(_cached_table)(s, scale, int(n_boot), use_cache, cache_root, code) for s in seeds
     )
     table = pd.concat(tables, ignore_index=True)
     order = {lv: i for i, lv in enumerate(CALIBRATION_LEVELS)}
@@ -321,6 +324,9 @@ def describe_calibration(summary: pd.DataFrame, *, alpha: float = 0.05) -> str:
                 word = "at a rate compatible with the nominal one"
             verdicts.append(f"p < {alpha:g} for {label} in {rate:.1%} [{lo:.1%}, {hi:.1%}] of tests, {word}; "
                             f"{getattr(row, f'{stat}_pos_reject_rate'):.1%} in the paper's direction")
-        mean = f"mean r = {row.mean_r:.2f}" + ("" if pd.isna(row.mean_auc) else f", mean AUC = {row.mean_auc:.2f}")
-        parts.append(f"- **{names.get(row.level, row.level)}** ({row.n_tests} tests): {mean}; " + "; ".join(verdicts) + ".")
+        mean = f"mean r = {row.mean_r:.2f}"
+        if not pd.isna(row.mean_auc):
+            mean += f", mean AUC = {row.mean_auc:.2f}"
+        name = names.get(row.level, row.level)
+        parts.append(f"- **{name}** ({row.n_tests} tests): {mean}; " + "; ".join(verdicts) + ".")
     return "\n".join(parts)
