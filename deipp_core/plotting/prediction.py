@@ -158,6 +158,6 @@ def plot_prediction_grid(results, *, kind: str = "scatter") -> plt.Figure:
             plot_within(res.levels, res.within_session, by="session", ax=row[1])
             plot_roc(res.roc, res.metrics, ax=row[2])
             row[2].set_title("High vs low pain (median split)", fontsize=10)
-        row[0].annotate(name, xy=(0, 1.18), xycoords="axes fraction", fontsize=11, fontweight="bold")
+        row[0].set_ylabel(f"{name}\n{row[0].get_ylabel()}", fontsize=10)
     fig.tight_layout()
     return fig
