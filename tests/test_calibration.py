@@ -153,3 +153,14 @@ def test_figures(null_table):
     assert len(plot_pvalue_ecdf(null_table).axes) == 2
     fig = plot_rejection_rates(summary)
     assert [len(ax.get_xticks()) for ax in fig.axes] == [len(CALIBRATION_LEVELS), 4]
+
+
+def test_default_cache_lives_under_the_data_dir(tmp_path, monkeypatch, null_table):
+    monkeypatch.setenv("DEIPP_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(calibration, "null_dataset_table",
+                        lambda seed, **kw: null_table[null_table["seed"] == 7].assign(seed=seed))
+    table = null_calibration(3, scale=TINY, first_seed=20, n_boot=5)
+    assert sorted(table["seed"].unique()) == [20, 21, 22]
+    files = sorted(p.name for p in (tmp_path / "calibration").glob("*.tsv"))
+    assert len(files) == 3 and all(f.startswith("null_scale-quick_seed-2") for f in files)
+    assert not list((tmp_path / "calibration").glob(".*.tmp"))  # no temporary file left behind

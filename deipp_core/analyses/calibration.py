@@ -145,9 +145,9 @@ def _profile(n_boot: int) -> Profile:
 
 
 def _cached_table(
-    seed: int, scale, n_boot: int, use_cache: bool, cache_root: Path | None, code: str
+    seed: int, scale, n_boot: int, use_cache: bool, cache_root: Path, code: str
 ) -> pd.DataFrame:
-    cache = ResultCache(cache_root if cache_root is not None else calibration_dir())
+    cache = ResultCache(cache_root)
     config = _twin_config(scale)
     name = f"null_scale-{config.scale}_seed-{seed}_nboot-{n_boot}"
     key = hash_key(seed, repr(config), n_boot, code)
@@ -214,7 +214,8 @@ def null_calibration(
         raise ParameterError(f"n_datasets and n_boot must be positive; got {n_datasets} and {n_boot}")
     _twin_config(scale)  # fail early on a bad scale
     seeds = range(int(first_seed), int(first_seed) + int(n_datasets))
-    cache_root = Path(cache_dir) if cache_dir is not None else None
+    # Resolved here, not in the workers, whose environment may predate a change of $DEIPP_DATA_DIR.
+    cache_root = Path(cache_dir) if cache_dir is not None else calibration_dir()
     logger.info("null calibration: %d data sets (%s scale, %d resamples)", len(seeds),
                 _twin_config(scale).scale, n_boot)
     code = _code_digest()  # once, so that every seed of this call has the same key
