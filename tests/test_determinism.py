@@ -30,7 +30,7 @@ _SCRIPT = textwrap.dedent(
     from deipp_core.features import participant_features
 
     out, n_jobs = Path(sys.argv[1]), int(sys.argv[2])
-    config = TwinConfig.quick(n_sessions=(3, 4), n_parcels=40, module_size=3)
+    config = TwinConfig.quick(n_sessions=(3, 3), n_parcels=40, module_size=3)
     root = generate_twin(out / "twin", config, seed=11, n_jobs=n_jobs)
     dataset = read_dataset(root)
     res = out / "results"
