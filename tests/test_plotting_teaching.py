@@ -241,4 +241,6 @@ def test_every_solution_block_is_code_the_chapter_executes():
     for sol in solutions:
         blocks = re.findall(r"```python\n(.*?)```", sol, flags=re.S)
         assert len(blocks) == 1, "each solution shows one code block"
-        assert any(blocks[0] in cell for cell in cells), f"solution code not executed by the chapter:\n{blocks[0]}"
+        assert any(blocks[0] in cell for cell in cells), (
+            f"solution code not executed by the chapter:\n{blocks[0]}"
+        )
