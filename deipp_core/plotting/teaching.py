@@ -323,7 +323,8 @@ def plot_soft_thresholding(
     lam = float(model.alpha)
     n_panels = 1 if lasso_coef is None else 2
     if axes is None:
-        fig, axes = plt.subplots(1, n_panels, figsize=(4.0 * n_panels, 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.2), squeeze=False)
+        fig.subplots_adjust(wspace=0.4)
         axes = list(axes[0])
     else:
         fig, axes = _axes(n_panels, axes, None)
@@ -497,6 +498,7 @@ def plot_loso_splits(
         axes[0].text(n - 0.3, -1, "PCs", fontsize=6, va="center", ha="left", clip_on=False)
     handles = [Patch(color=SPLIT_CODES[c][0], label=SPLIT_CODES[c][1]) for c in sorted(SPLIT_CODES)]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.subplots_adjust(bottom=0.22, wspace=0.35)
+               bbox_to_anchor=(0.5, 0.0))
+    height = fig.get_figheight()
+    fig.subplots_adjust(bottom=min(0.3, 0.75 / height), wspace=0.35)
     return fig
