@@ -20,11 +20,14 @@ LEVEL_NAMES = {"1min": "1-min bins", "2min": "2-min bins", "run": "runs", "sessi
 def data_source_admonition(dataset: Dataset, profile: Profile) -> str:
     """A MyST admonition saying which data (and how many resamples) a page's numbers come from."""
     n_sessions = ", ".join(f"sub-{k}: {p.n_sessions} sessions" for k, p in sorted(dataset.participants.items()))
+    null = any(bool(truth.get("meta", {}).get("null")) for truth in dataset.ground_truth.values())
     if dataset.is_simulated:
         head = ":::{admonition} Data: digital twin — SIMULATED data\n:class: warning\n"
+        signal = ("no pain signal at all (null mode), so any apparent prediction is chance" if null
+                  else "a known, planted pain signal")
         body = (f"Every number and figure on this page was computed from **simulated data** "
                 f"({dataset.description}; {n_sessions}). They show how the pipeline behaves on data with "
-                "a known, planted pain signal; they are **not** the study's results.")
+                f"{signal}; they are **not** the study's results.")
     else:
         head = ":::{admonition} Data: real data set\n:class: important\n"
         body = f"Computed from {dataset.description} ({n_sessions})."

@@ -93,3 +93,21 @@ def test_ledger_figure_draws_paper_ranges_and_levels(rng):
     bars = [line for line in ax_r.lines if line.get_linewidth() == 10]
     assert [tuple(b.get_xdata()) for b in bars] == [(0.40, 0.61), (0.51, 0.65)]
     assert len(ax_auc.collections) == 8  # four levels × two participants
+
+
+def test_data_source_admonition_says_simulated_and_null(tmp_path):
+    from deipp_core.profiles import get_profile
+    from deipp_core.reporting import data_source_admonition
+
+    atlas = pd.DataFrame({"index": [0], "name": ["a"], "network": ["n"], "x": [0.0], "y": [0.0], "z": [0.0],
+                          "included": [True]})
+    planted = Dataset({"01": Participant("01", atlas, ())}, "twin", tmp_path, "digital twin",
+                      ground_truth={"01": {"meta": {"null": False}}})
+    null = Dataset({"01": Participant("01", atlas, ())}, "twin", tmp_path, "digital twin",
+                   ground_truth={"01": {"meta": {"null": True}}})
+    real = Dataset({"01": Participant("01", atlas, ())}, "bids", tmp_path, "ds006815 (real data)")
+    prof = get_profile("quick")
+    assert "SIMULATED" in data_source_admonition(planted, prof)
+    assert "planted pain signal" in data_source_admonition(planted, prof)
+    assert "no pain signal" in data_source_admonition(null, prof)
+    assert "SIMULATED" not in data_source_admonition(real, prof)
