@@ -41,8 +41,9 @@ class Run:
     timeseries : ndarray of shape (n_volumes, n_parcels)
         Parcel time series, one row per volume after dummy removal, columns in atlas order.
     confounds : DataFrame
-        ``n_volumes`` rows with at least :data:`MOTION_COLUMNS`, ``framewise_displacement`` and
-        ``censor`` (1 keep, 0 drop).
+        ``n_volumes`` rows with at least :data:`MOTION_COLUMNS`, ``framewise_displacement`` (the
+        low-pass-filtered FD that censoring uses; the head-motion control recomputes the unfiltered FD
+        from the motion columns) and ``censor`` (1 keep, 0 drop).
     rating : DataFrame or None
         Raw continuous rating with columns ``time`` (seconds on the rating clock, which starts at the
         end of the 10-s disdaq) and ``value`` (in [0, 1]); ``None`` for rest.
@@ -140,7 +141,7 @@ class Dataset:
         ``"digital twin (simulated data), seed 0, paper scale"``).
     ground_truth : dict, optional
         For the twin only: per participant label, the planted effect (see
-        :func:`deipp_core.data.twin.read_ground_truth`). Empty for real data.
+        :func:`deipp_core.data.bids.read_ground_truth`). Empty for real data.
     """
 
     participants: dict[str, Participant]
