@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deipp_core.data.derivatives import code_digest
 from deipp_core.exceptions import DataLayoutError, DeippError, ParameterError
 
 __all__ = [
@@ -151,15 +152,6 @@ def get_chapter(slug: str, root: Path | None = None) -> Chapter:
     raise ParameterError(f"no chapter {slug!r}; known chapters: {', '.join(c.slug for c in chapters)}")
 
 
-def _package_digest() -> str:
-    h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parent
-    for path in sorted(pkg.rglob("*.py")):
-        h.update(str(path.relative_to(pkg)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def _check_parameters(chapter: Chapter, params: dict) -> dict:
     unknown = sorted(set(params) - set(chapter.parameters))
     if unknown:
@@ -175,7 +167,7 @@ def cache_key(chapter: Chapter, params: dict, data_fp: str) -> str:
     h = hashlib.sha256()
     h.update(chapter.path.read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(_package_digest().encode())
+    h.update(code_digest().encode())
     h.update(data_fp.encode())
     return h.hexdigest()[:20]
 

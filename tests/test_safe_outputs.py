@@ -240,9 +240,7 @@ def test_a_cache_whose_key_does_not_match_is_recomputed(fresh_twin, monkeypatch)
     assert fits == [1, 1]
 
     # Changed code: new key, refit.
-    from deipp_core import book
-
-    monkeypatch.setattr(book, "_package_digest", lambda: "other code")
+    monkeypatch.setattr(prediction, "code_digest", lambda: "other code")
     second = prediction.predict_participant(read_dataset(fresh_twin, participants="01"), "01",
                                             profile="quick", seed=0)
     assert fits == [1, 1, 1]

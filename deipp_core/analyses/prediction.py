@@ -20,7 +20,7 @@ import pandas as pd
 
 from deipp_core import evaluation
 from deipp_core.data.dataset import Dataset, Participant
-from deipp_core.data.derivatives import atomic_write_bytes, derivatives_root, hash_key
+from deipp_core.data.derivatives import atomic_write_bytes, code_digest, derivatives_root, hash_key
 from deipp_core.features import ParticipantFeatures, participant_features
 from deipp_core.model import NestedLOSOResult, nested_loso
 from deipp_core.profiles import Profile, get_profile
@@ -229,7 +229,6 @@ def predict_participant(
     any change to the data or the code refits; the file is written atomically. Features are recomputed
     (they are cheap and large); the bootstrap statistics are recomputed for the requested profile.
     """
-    from deipp_core.book import _package_digest
     from deipp_core.data import data_fingerprint
 
     participant = dataset[label]
@@ -237,7 +236,7 @@ def predict_participant(
     cv = None
     path = None
     if use_cache:
-        key = hash_key(data_fingerprint(dataset.root), label, _package_digest(), "nested_loso")
+        key = hash_key(data_fingerprint(dataset.root), label, code_digest(), "nested_loso")
         path = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-nestedloso_key-{key}.npz"
         if path.is_file():
             logger.info("sub-%s: reusing the cached nested cross-validation %s", label, path.name)

@@ -815,12 +815,11 @@ def cached_training_size(
 
     import joblib
 
-    from deipp_core.book import _package_digest
     from deipp_core.data import data_fingerprint
-    from deipp_core.data.derivatives import atomic_write_bytes, derivatives_root, hash_key
+    from deipp_core.data.derivatives import atomic_write_bytes, code_digest, derivatives_root, hash_key
 
     prof = get_profile(profile)
-    key = hash_key(data_fingerprint(dataset.root), label, _package_digest(), prof.n_trainsize_reps,
+    key = hash_key(data_fingerprint(dataset.root), label, code_digest(), prof.n_trainsize_reps,
                    prof.n_boot, seed, "training_size")
     path = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-trainingsize_key-{key}.joblib"
     if path.is_file():

@@ -20,7 +20,15 @@ import pandas as pd
 
 from deipp_core import __version__
 
-__all__ = ["atomic_write_bytes", "write_tsv", "read_tsv", "derivatives_root", "hash_key", "ResultCache"]
+__all__ = [
+    "atomic_write_bytes",
+    "write_tsv",
+    "read_tsv",
+    "derivatives_root",
+    "hash_key",
+    "code_digest",
+    "ResultCache",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +89,16 @@ def hash_key(*parts) -> str:
 
     blob = json.dumps(parts, sort_keys=True, default=default).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def code_digest() -> str:
+    """Hash of the ``deipp_core`` source files: part of every cache key, so any code change recomputes."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parent.parent
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(str(path.relative_to(pkg)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 class ResultCache:
