@@ -22,7 +22,6 @@ any change to the simulator, features, model or statistics recomputes them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
@@ -35,7 +34,7 @@ from joblib import Parallel, delayed
 from scipy import stats as sps
 from threadpoolctl import threadpool_limits
 
-from deipp_core.data.derivatives import ResultCache, hash_key
+from deipp_core.data.derivatives import ResultCache, code_digest, hash_key
 from deipp_core.exceptions import ParameterError
 from deipp_core.profiles import Profile, get_profile
 
@@ -74,18 +73,6 @@ def calibration_dir() -> Path:
     from deipp_core.data import data_dir
 
     return data_dir() / "calibration"
-
-
-def _code_digest() -> str:
-    pkg = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for name in _RESULT_SOURCES:
-        target = pkg / name
-        paths = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for path in paths:
-            h.update(str(path.relative_to(pkg)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _twin_config(scale):
@@ -218,7 +205,7 @@ def null_calibration(
     cache_root = Path(cache_dir) if cache_dir is not None else calibration_dir()
     logger.info("null calibration: %d data sets (%s scale, %d resamples)", len(seeds),
                 _twin_config(scale).scale, n_boot)
-    code = _code_digest()  # once, so that every seed of this call has the same key
+    code = code_digest(_RESULT_SOURCES)[:16]  # once, so that every seed of this call has the same key
     tables = Parallel(n_jobs=n_jobs)(
         delayed(_cached_table)(s, scale, int(n_boot), use_cache, cache_root, code) for s in seeds
     )

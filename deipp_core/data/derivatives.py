@@ -91,13 +91,21 @@ def hash_key(*parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def code_digest() -> str:
-    """Hash of the ``deipp_core`` source files: part of every cache key, so any code change recomputes."""
-    h = hashlib.sha256()
+def code_digest(sources: tuple[str, ...] | None = None) -> str:
+    """Hash of ``deipp_core`` source files, part of cache keys so that a code change recomputes.
+
+    Parameters
+    ----------
+    sources : tuple of str, optional
+        Files or folders relative to the package (e.g. ``("model", "stats.py")``) that determine a
+        result; the whole package by default.
+    """
     pkg = Path(__file__).resolve().parent.parent
-    for path in sorted(pkg.rglob("*.py")):
-        h.update(str(path.relative_to(pkg)).encode())
-        h.update(path.read_bytes())
+    h = hashlib.sha256()
+    for target in [pkg / name for name in sources] if sources is not None else [pkg]:
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            h.update(str(path.relative_to(pkg)).encode())
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 
