@@ -34,6 +34,7 @@ __all__ = [
     "book_root",
     "list_chapters",
     "get_chapter",
+    "check_parameters",
     "execute_chapter",
     "build_book",
 ]
@@ -145,21 +146,72 @@ def list_chapters(root: Path | None = None) -> list[Chapter]:
 
 def get_chapter(slug: str, root: Path | None = None) -> Chapter:
     """The chapter called ``slug`` (error listing the known ones otherwise)."""
+    import difflib
+
     chapters = list_chapters(root)
     for chapter in chapters:
         if chapter.slug == slug:
             return chapter
-    raise ParameterError(f"no chapter {slug!r}; known chapters: {', '.join(c.slug for c in chapters)}")
+    slugs = [c.slug for c in chapters]
+    close = difflib.get_close_matches(str(slug), slugs, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise ParameterError(f"no chapter {slug!r}; {hint}known chapters: {', '.join(slugs)}")
 
 
-def _check_parameters(chapter: Chapter, params: dict) -> dict:
+def _same_kind(value: object, default: object) -> bool:
+    """Whether ``value`` may replace a parameter whose default is ``default`` (ints for floats too)."""
+    if default is None or isinstance(default, (list, tuple, dict)):
+        return True  # no single type to check against
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_parameters(chapter: Chapter, params: dict) -> dict:
+    """Validate ``params`` for ``chapter`` and return them merged over its defaults.
+
+    Parameters
+    ----------
+    chapter : Chapter
+        The chapter (its defaults give the known names and their types).
+    params : dict
+        Parameters to pass to papermill.
+
+    Returns
+    -------
+    dict
+        The chapter's defaults updated with ``params``.
+
+    Raises
+    ------
+    ParameterError
+        An unknown name, a value of another type than the default's (``n_perm="many"``), an unknown
+        profile or a seed that is not a non-negative integer.
+    """
+    from deipp_core.profiles import get_profile
+
     unknown = sorted(set(params) - set(chapter.parameters))
     if unknown:
         raise ParameterError(
             f"chapter {chapter.slug!r} has no parameter(s) {', '.join(unknown)}; "
             f"its parameters are {', '.join(chapter.parameters)}"
         )
-    return {**chapter.parameters, **params}
+    for name, value in params.items():
+        default = chapter.parameters[name]
+        if not _same_kind(value, default):
+            raise ParameterError(
+                f"parameter {name} of chapter {chapter.slug!r} expects a {type(default).__name__} like its "
+                f"default {default!r}, got {value!r}"
+            )
+    merged = {**chapter.parameters, **params}
+    if "profile" in merged:
+        get_profile(merged["profile"])
+    seed = merged.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    return merged
 
 
 def cache_key(chapter: Chapter, params: dict, data_fp: str) -> str:
@@ -203,7 +255,7 @@ def execute_chapter(
 
     from deipp_core.data import data_fingerprint, resolve_data
 
-    params = _check_parameters(chapter, params or {})
+    params = check_parameters(chapter, params or {})
     data_root = resolve_data(params.get("data", "twin"), profile=params.get("profile", "quick"),
                              seed=int(params.get("seed", 0)))
     key = cache_key(chapter, params, data_fingerprint(data_root))

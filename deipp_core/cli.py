@@ -16,21 +16,58 @@ import sys
 from pathlib import Path
 
 from deipp_core import __version__
-from deipp_core.exceptions import DeippError, ParameterError
+from deipp_core.exceptions import DataLayoutError, DeippError, ParameterError
 
 __all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """``argparse`` parser whose usage errors are one line naming the help to read (exit code 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse hook
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def _seed(text: str) -> int:
+    """``--seed`` values: non-negative integers (the seeds of numpy's SeedSequence)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value}")
+    return value
 
 
 def _parse_param(text: str) -> tuple[str, object]:
     import ast
 
-    if "=" not in text:
-        raise ParameterError(f"--param expects NAME=VALUE, got {text!r}")
-    name, value = text.split("=", 1)
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ParameterError(
+            f"--param expects NAME=VALUE with a parameter name before '=', got {text!r}; "
+            "e.g. --param n_perm=100 (see `deipp chapters` for each chapter's parameters)"
+        )
     try:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return name, value
+
+
+def _check_output(path: Path, overwrite: bool, option: str) -> Path:
+    """Refuse an output folder that holds files (unless ``overwrite``) or cannot be written."""
+    import os
+
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"{option} {path} is a file; give a folder path")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ParameterError(f"{option} {path} exists and is not empty; choose another folder or add --overwrite")
+    parent = next((p for p in (path, *path.parents) if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise DataLayoutError(f"cannot write to {path}: {parent} is not a writable folder; choose another {option}")
+    return path
 
 
 def _cmd_twin(args) -> int:
@@ -39,7 +76,11 @@ def _cmd_twin(args) -> int:
 
     config = {"quick": TwinConfig.quick, "paper": TwinConfig.paper}[args.scale]()
     out = Path(args.out) if args.out else twin_root(args.scale, args.seed, args.null)
-    generate_twin(out, config, seed=args.seed, null=args.null, overwrite=args.overwrite)
+    out = _check_output(out, args.overwrite, "--out")
+    try:
+        generate_twin(out, config, seed=args.seed, null=args.null, overwrite=args.overwrite)
+    except OSError as err:  # e.g. a read-only file system or a full disk, found while writing
+        raise DataLayoutError(f"cannot write the twin to {out}: {err.strerror or err}; choose another --out") from err
     print(out)
     return 0
 
@@ -56,19 +97,43 @@ def _cmd_chapters(args) -> int:
 def _chapter_params(args) -> dict:
     params = dict(_parse_param(p) for p in args.param)
     if args.bids:
+        if "data" in params:
+            raise ParameterError("give the data set either with --bids PATH or with --param data=..., not both")
         params["data"] = str(Path(args.bids).expanduser().resolve())
     for name in ("participant", "profile", "seed"):
         value = getattr(args, name)
         if value is not None:
+            if name in params:
+                raise ParameterError(f"--{name} and --param {name}=... both given; keep one")
             params[name] = value
     return params
 
 
+def _check_data_and_participant(params: dict) -> dict:
+    """Resolve a local data set and check the participant before the (slow) execution starts."""
+    from deipp_core.data import participant_labels, resolve_data
+
+    data = params.get("data", "twin")
+    if str(data) != "twin":
+        resolve_data(data)  # raises DataLayoutError for a missing folder or a non-BIDS folder
+    participant = params.get("participant")
+    if participant is not None and participant != "all":
+        label = str(participant).removeprefix("sub-")
+        known = participant_labels(data)
+        if label not in known:
+            raise ParameterError(
+                f"unknown participant {participant!r}; choose 'all' or one of {', '.join(known)} "
+                f"(the participants of {'the twin' if str(data) == 'twin' else data})"
+            )
+        params["participant"] = label
+    return params
+
+
 def _cmd_chapter(args) -> int:
-    from deipp_core.book import book_root, build_book, execute_chapter, get_chapter
+    from deipp_core.book import book_root, build_book, check_parameters, execute_chapter, get_chapter
 
     chapter = get_chapter(args.slug)
-    params = _chapter_params(args)
+    params = _check_data_and_participant(check_parameters(chapter, _chapter_params(args)))
     root = book_root()
     nb = execute_chapter(chapter, params, cache_dir=root / "_build" / "cache", force=args.force)
     print(f"executed notebook: {nb}")
@@ -82,23 +147,26 @@ def _cmd_chapter(args) -> int:
 
 def _cmd_book(args) -> int:
     from deipp_core.book import build_book
+    from deipp_core.data import resolve_data
 
     data = str(Path(args.bids).expanduser().resolve()) if args.bids else "twin"
-    html = build_book(profile=args.profile, data=data, seed=args.seed,
-                      output=Path(args.output) if args.output else None, force=args.force)
+    if args.bids:
+        resolve_data(data)  # a clear error before any chapter runs
+    output = _check_output(Path(args.output), True, "--output") if args.output else None
+    html = build_book(profile=args.profile, data=data, seed=args.seed, output=output, force=args.force)
     print(f"site: {html / 'index.html'}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deipp", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="deipp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"deipp {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("twin", help="write the digital twin (simulated data set in the study's layout)")
     p.add_argument("--scale", choices=["quick", "paper"], default="paper")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--null", action="store_true", help="no pain signal (for calibration)")
     p.add_argument("--out", help="output folder (default: the embedded twin's location)")
     p.add_argument("--overwrite", action="store_true")
@@ -112,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--participant")
     p.add_argument("--profile", choices=["quick", "book", "paper"])
     p.add_argument("--bids", metavar="PATH", help="run on a local copy of ds006815 instead of the twin")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=_seed)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any other parameter of the chapter (repeatable)")
     p.add_argument("--force", action="store_true", help="re-execute even if a cached result exists")
@@ -122,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("book", help="execute every chapter and build the website")
     p.add_argument("--profile", choices=["quick", "book", "paper"], default="book")
     p.add_argument("--bids", metavar="PATH", help="build on a local copy of ds006815 instead of the twin")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--output", help="build folder (default: _build in the repository)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_book)
@@ -137,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="deipp: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except DeippError as err:
+    except ParameterError as err:  # a wrong argument: usage error
+        print(f"deipp: error: {err}", file=sys.stderr)
+        return 2
+    except DeippError as err:  # data missing or malformed, a chapter that failed
         print(f"deipp: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,16 +1,13 @@
-"""The book machinery: chapter discovery, parameters, cache keys, CLI errors."""
+"""The book machinery: chapter discovery, parameters, cache keys (the command line: test_cli.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from deipp_core import book
-from deipp_core.cli import main
 from deipp_core.exceptions import ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +34,7 @@ def test_every_notebook_source_is_listed_in_the_toc():
 def test_unknown_chapter_parameter_is_refused_with_the_known_ones():
     chapter = book.list_chapters(ROOT)[0]
     with pytest.raises(ParameterError, match="has no parameter"):
-        book._check_parameters(chapter, {"not_a_parameter": 1})
+        book.check_parameters(chapter, {"not_a_parameter": 1})
 
 
 def test_cache_key_changes_with_parameters_source_and_data(tmp_path):
@@ -61,34 +58,3 @@ def test_restrict_toc_keeps_only_requested_chapters_and_other_pages(tmp_path):
     assert f"notebooks/{keep}" in files
     assert all(not f.startswith("notebooks/") or f == f"notebooks/{keep}" for f in files)
     assert any(f.startswith("book/") for f in files)
-
-
-def test_cli_unknown_chapter_is_a_one_line_error(capsys):
-    assert main(["chapter", "no-such-chapter", "--no-build"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no chapter 'no-such-chapter'" in err[0] and "known chapters" in err[0]
-
-
-def test_cli_bad_param_syntax_is_a_one_line_error(capsys):
-    slug = book.list_chapters(ROOT)[0].slug
-    assert main(["chapter", slug, "--param", "novalue", "--no-build"]) == 1
-    assert "NAME=VALUE" in capsys.readouterr().err
-
-
-def test_cli_missing_bids_folder_is_a_one_line_error_without_traceback(tmp_path):
-    slug = book.list_chapters(ROOT)[0].slug
-    proc = subprocess.run(
-        [sys.executable, "-m", "deipp_core.cli", "chapter", slug, "--bids", str(tmp_path / "nope"), "--no-build"],
-        capture_output=True, text=True, cwd=ROOT,
-    )
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr
-    assert "neither 'twin' nor an existing folder" in proc.stderr
-
-
-def test_cli_lists_chapters_with_parameters(capsys):
-    assert main(["chapters"]) == 0
-    out = capsys.readouterr().out
-    for chapter in book.list_chapters(ROOT):
-        assert chapter.slug in out
-    assert "profile=" in out

@@ -29,6 +29,7 @@ __all__ = [
     "ensure_twin",
     "resolve_data",
     "load_dataset",
+    "participant_labels",
     "data_fingerprint",
 ]
 
@@ -127,6 +128,33 @@ def load_dataset(
     if isinstance(participants, str):
         participants = [participants]
     return read_dataset(root, participants=participants, **reader_options)
+
+
+def participant_labels(data: str | os.PathLike = TWIN) -> list[str]:
+    """Participant labels (without ``sub-``) of a data source, without reading any run.
+
+    Parameters
+    ----------
+    data : str or path-like, default="twin"
+        ``"twin"`` (its participants do not depend on the scale, and nothing is generated) or a BIDS
+        root, whose ``participants.tsv`` is read.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> participant_labels("twin")
+    ['01', '02']
+    """
+    if str(data) == TWIN:
+        from deipp_core.data.twin import TwinConfig
+
+        return list(TwinConfig.quick().participants)
+    from deipp_core.data.bids import _read_participants
+
+    return _read_participants(resolve_data(data))
 
 
 def data_fingerprint(root: Path) -> str:
