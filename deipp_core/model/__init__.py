@@ -8,9 +8,13 @@ leave-one-session-out cross-validation (§9.4) through Gram-matrix identities, e
 :func:`nested_loso_explicit` is the literal edge-space reference. :func:`fit_predict_gram` is the
 low-level kernel (fit on a row subset, predict rows from cross-products) for analyses that need many
 fits, such as the training-size analysis (§10.7).
+
+:class:`PCRegression`, :class:`GramRidge` and :class:`CPM` are the alternative decoders of the
+decoder comparison (beyond the paper; :mod:`deipp_core.analyses.decoder_comparison`).
 """
 
 from deipp_core.model._cv import NestedLOSOResult, nested_loso
+from deipp_core.model._decoders import CPM, GramRidge, PCRegression
 from deipp_core.model._explicit import nested_loso_explicit
 from deipp_core.model._gram import fit_predict_gram
 from deipp_core.model._lassopcr import LassoPCR, lambda_grid
@@ -22,4 +26,7 @@ __all__ = [
     "nested_loso_explicit",
     "NestedLOSOResult",
     "fit_predict_gram",
+    "PCRegression",
+    "GramRidge",
+    "CPM",
 ]
