@@ -158,6 +158,46 @@ def _cmd_book(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    import pandas as pd
+
+    from deipp_core.analyses import predict_participant
+    from deipp_core.analyses.planner import (
+        fit_saturating,
+        format_plan_table,
+        plan_table,
+        planner_training_size,
+    )
+    from deipp_core.data import load_dataset
+
+    bad = [t for t in args.target_r if not 0.0 < t < 1.0]
+    if bad:
+        raise ParameterError(f"--target-r values must lie strictly between 0 and 1; got {bad}")
+    if not 0.5 <= args.probability < 1.0:
+        raise ParameterError(f"--probability must be in [0.5, 1); got {args.probability}")
+    if args.n_boot < 1:
+        raise ParameterError(f"--n-boot must be a positive integer; got {args.n_boot}")
+    data = str(Path(args.bids).expanduser().resolve()) if args.bids else "twin"
+    wanted = None if args.participant in (None, "all") else args.participant
+    dataset = load_dataset(data, profile=args.profile, seed=args.seed, participants=wanted)
+    curves = {}
+    for label in sorted(dataset.participants):
+        main = predict_participant(dataset, label, profile=args.profile, seed=args.seed, n_jobs=args.n_jobs)
+        results = planner_training_size(dataset, label, profile=args.profile, seed=args.seed,
+                                        n_jobs=args.n_jobs, features=main.features, cv=main.cv,
+                                        minutes=args.minutes is not None)
+        curves[f"sub-{label}"] = fit_saturating(results, levels=[args.level], n_boot=args.n_boot,
+                                                seed=args.seed, participant=f"sub-{label}")
+    table = plan_table(curves, args.target_r, args.probability, levels=[args.level],
+                       minutes=args.minutes or None)
+    source = "SIMULATED digital twin" if dataset.is_simulated else dataset.description
+    print(f"Sessions needed to reach held-out r >= target with probability {args.probability:g} "
+          f"({args.level} level; {source}; profile {args.profile}); [95 % bootstrap interval]")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+        print(format_plan_table(table).to_string())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deipp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"deipp {__version__}")
@@ -194,6 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="build folder (default: _build in the repository)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser("plan", help="study planner: sessions needed to reach a target r with a given "
+                                    "probability (from the training-size curves)")
+    p.add_argument("--target-r", type=float, nargs="+", default=[0.2, 0.3, 0.4], metavar="R",
+                   help="target held-out correlation(s), each in (0, 1)")
+    p.add_argument("--probability", type=float, default=0.8, help="required probability, in [0.5, 1)")
+    p.add_argument("--level", choices=["1min", "2min", "run", "session"], default="1min")
+    p.add_argument("--participant", default="all", help='"01", "02" or "all"')
+    p.add_argument("--profile", choices=["quick", "book", "paper"], default="quick")
+    p.add_argument("--bids", metavar="PATH", help="plan from a local copy of ds006815 instead of the twin")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, nargs="+", metavar="MIN",
+                   help="plan for sessions of these many minutes instead of full sessions, e.g. 10 20 30 "
+                        "(runs the run-subset training-size fits)")
+    p.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples of the curve fit")
+    p.add_argument("--n-jobs", type=int, default=1)
+    p.set_defaults(func=_cmd_plan)
     return parser
 
 

@@ -135,6 +135,13 @@ class TrainingSizeResult:
         Wall-clock seconds of the steps (``gram``, ``fits``, ``bootstrap``), the number of workers
         (``n_jobs``), of (size, rep, held-out session) draws (``n_draws``) and of distinct fits
         computed (``n_fits``; draws with the same training sessions share one fit).
+    runs_per_session : int or None
+        ``None`` for the analysis of the paper (every rating run of each drawn session trains the
+        model); ``j`` when only ``j`` runs of each drawn session were used (the run-subset variant of
+        :func:`training_size`, which varies the minutes of data at a fixed number of sessions).
+    train_runs : ndarray of int16, shape (n_sizes, n_reps, S, max(sizes), j), or None
+        Run labels used from each drawn session (aligned with :attr:`train_sessions`, padded with
+        −1); ``None`` when ``runs_per_session`` is ``None``.
     """
 
     participant: str
@@ -155,6 +162,8 @@ class TrainingSizeResult:
     trend: pd.DataFrame = field(repr=False)
     reference_size: int = 4
     timings: dict = field(default_factory=dict)
+    runs_per_session: int | None = None
+    train_runs: np.ndarray | None = field(default=None, repr=False)
 
     def prediction_frame(self, size: int, rep: int) -> pd.DataFrame:
         """The held-out predictions of one (size, repetition), ready for :func:`level_table`.
@@ -273,6 +282,67 @@ def _unique_fits(drawn: np.ndarray, sizes: np.ndarray) -> list[tuple[int, tuple[
                 groups.setdefault(tuple(int(v) for v in block[rep, k]), []).append((rep, k))
         fits.extend((i_size, key, users) for key, users in groups.items())
     return fits
+
+
+def _run_subsets(
+    rows_train: pd.DataFrame,
+    sessions: np.ndarray,
+    drawn: np.ndarray,
+    sizes: np.ndarray,
+    runs_per_session: int,
+    seed: int,
+    participant: str,
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Draw ``runs_per_session`` runs within every drawn training session (run-subset variant).
+
+    The sessions are those of :func:`_plan`, so the session draws are the analysis's own; within
+    each drawn session ``j`` of its rating runs are drawn without replacement from
+    ``SeedSequence(seed, spawn_key=(2, size, j, rep))`` (a stream separate from the session draws).
+    Training units become (session, run) pairs, coded in (session, run) order, so that with ``j``
+    equal to every run of every session the training rows — and the fits — are exactly those of the
+    session analysis.
+
+    Returns
+    -------
+    unit_rows : list of ndarray
+        Row indices (into ``rows_train``) of each (session, run) unit.
+    units : ndarray of int32, shape (n_sizes, n_reps, S, max(sizes) · j)
+        Sorted unit codes of each draw, padded with −1 (the input of :func:`_unique_fits`).
+    runs : ndarray of int16, shape (n_sizes, n_reps, S, max(sizes), j)
+        Run labels drawn in each drawn session, padded with −1.
+    """
+    j = int(runs_per_session)
+    ses_col = rows_train["session"].astype(str).to_numpy()
+    run_col = rows_train["run"].to_numpy(int)
+    runs_of = [np.unique(run_col[ses_col == s]) for s in sessions]
+    short = [f"{s} ({r.size})" for s, r in zip(sessions, runs_of) if r.size < j]
+    if j < 1 or short:
+        raise ParameterError(
+            f"sub-{participant}: runs_per_session must be between 1 and the number of rating runs of "
+            f"every session; got {runs_per_session!r}"
+            + (f", but sessions {', '.join(short)} have fewer runs" if short else "")
+        )
+    code: dict[tuple[int, int], int] = {}
+    unit_rows: list[np.ndarray] = []
+    for s_code, (s, runs) in enumerate(zip(sessions, runs_of)):
+        for run in runs:
+            code[(s_code, int(run))] = len(unit_rows)
+            unit_rows.append(np.flatnonzero((ses_col == s) & (run_col == run)))
+    n_sizes, n_reps, n_ses, _ = drawn.shape
+    units = np.full((n_sizes, n_reps, n_ses, int(sizes.max()) * j), -1, dtype=np.int32)
+    runs = np.full((n_sizes, n_reps, n_ses, int(sizes.max()), j), -1, dtype=np.int16)
+    for i_size, size in enumerate(sizes):
+        for rep in range(n_reps):
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, int(size), j, rep)))
+            for k in range(n_ses):
+                picked = []
+                for pos, s_code in enumerate(drawn[i_size, rep, k, :size]):
+                    avail = runs_of[s_code]
+                    chosen = np.sort(avail[rng.choice(avail.size, size=j, replace=False)])
+                    runs[i_size, rep, k, pos] = chosen
+                    picked.extend(code[(int(s_code), int(r))] for r in chosen)
+                units[i_size, rep, k, : size * j] = np.sort(picked)
+    return unit_rows, units, runs
 
 
 def _run_fits(
@@ -478,6 +548,7 @@ def training_size(
     reference_size: int = 4,
     thresholds: Sequence[float] = THRESHOLDS,
     progress: bool = True,
+    runs_per_session: int | None = None,
 ) -> TrainingSizeResult:
     """Held-out accuracy as a function of the number of training sessions (§10.7, paper Fig. 3).
 
@@ -512,6 +583,14 @@ def training_size(
         Percentages for :attr:`TrainingSizeResult.min_sessions`.
     progress : bool, default=True
         Show a tqdm progress bar over the repetitions.
+    runs_per_session : int, optional
+        Not in the paper (used by :mod:`deipp_core.analyses.planner`). Train each model on only this
+        many rating runs (10 minutes each in the study) of each drawn session, drawn at random, so
+        that the minutes of training data vary at a fixed number of sessions. The sessions drawn are
+        the same as without it; the runs come from a separate stream
+        (``SeedSequence(seed, spawn_key=(2, size, runs_per_session, rep))``). With every run of every
+        session the result equals the default analysis. Everything else (λ, evaluation, bootstrap)
+        is unchanged.
 
     Returns
     -------
@@ -520,8 +599,8 @@ def training_size(
     Raises
     ------
     ParameterError
-        If ``cv`` does not belong to ``features`` (different sessions), a size is out of range, or a
-        count is not a positive integer.
+        If ``cv`` does not belong to ``features`` (different sessions), a size is out of range, a
+        count is not a positive integer, or a session has fewer than ``runs_per_session`` runs.
 
     Notes
     -----
@@ -607,7 +686,12 @@ def training_size(
     K, K_eval = _translated_grams(features.X, train_rows, eval_rows_idx)
     t_gram = time.perf_counter() - t0
     drawn = _plan(sizes_arr, n_reps, n_ses, seed)
-    fits = _unique_fits(drawn, sizes_arr)
+    units, unit_counts, train_runs = drawn, sizes_arr, None
+    if runs_per_session is not None:
+        train_of, units, train_runs = _run_subsets(rows_train, sess_str, drawn, sizes_arr, runs_per_session,
+                                                   seed, features.participant)
+        unit_counts = sizes_arr * int(runs_per_session)
+    fits = _unique_fits(units, unit_counts)
     n_draws = sizes_arr.size * n_reps * n_ses
     logger.info(
         "sub-%s training size: %d sizes × %d repetitions × %d held-out sessions = %d fits, of which "
@@ -629,11 +713,11 @@ def training_size(
 
     args = (K, K_eval, y, train_of, eval_of, lambdas)
     if n_jobs in (None, 1):
-        for chunk in _make_chunks(fits, sizes_arr, max(1, len(fits) // 50)):
+        for chunk in _make_chunks(fits, unit_counts, max(1, len(fits) // 50)):
             collect(_run_fits(*args, chunk))
     else:
         n_workers = effective_n_jobs(n_jobs)
-        chunks = _make_chunks(fits, sizes_arr, min(len(fits), 16 * n_workers))
+        chunks = _make_chunks(fits, unit_counts, min(len(fits), 16 * n_workers))
         out = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(
             delayed(_run_fits)(*args, chunk) for chunk in chunks
         )
@@ -670,6 +754,8 @@ def training_size(
         timings={"gram": t_gram, "fits": t_fits, "bootstrap": t_boot,
                  "n_jobs": float(effective_n_jobs(n_jobs)), "n_draws": float(n_draws),
                  "n_fits": float(len(fits))},
+        runs_per_session=None if runs_per_session is None else int(runs_per_session),
+        train_runs=train_runs,
     )
 
 
@@ -682,6 +768,8 @@ def run_training_size(
     features: ParticipantFeatures | None = None,
     cv: NestedLOSOResult | None = None,
     progress: bool = True,
+    sizes: Sequence[int] | None = None,
+    runs_per_session: int | None = None,
 ) -> TrainingSizeResult:
     """Features → main model (nested LOSO) → :func:`training_size`, with the profile's counts.
 
@@ -702,6 +790,11 @@ def run_training_size(
         Precomputed main model of these features (computed otherwise).
     progress : bool, default=True
         Show progress bars.
+    sizes : sequence of int, optional
+        Numbers of training sessions (default ``1 … S − 2``, as the paper).
+    runs_per_session : int, optional
+        Run-subset variant: train on this many runs of each drawn session (see
+        :func:`training_size`).
 
     Returns
     -------
@@ -714,7 +807,7 @@ def run_training_size(
         cv = nested_loso(X_train, rows_train["rating"].to_numpy(), rows_train["session"].to_numpy(),
                          n_jobs=n_jobs)
     return training_size(feats, cv, n_reps=prof.n_trainsize_reps, seed=seed, n_boot=prof.n_boot,
-                         n_jobs=n_jobs, progress=progress)
+                         n_jobs=n_jobs, progress=progress, sizes=sizes, runs_per_session=runs_per_session)
 
 
 def min_sessions_table(results: Mapping[str, TrainingSizeResult]) -> pd.DataFrame:
@@ -804,12 +897,16 @@ def cached_training_size(
     features: ParticipantFeatures | None = None,
     cv: NestedLOSOResult | None = None,
     progress: bool = False,
+    sizes: Sequence[int] | None = None,
+    runs_per_session: int | None = None,
 ) -> TrainingSizeResult:
     """:func:`run_training_size` for one participant of a data set, cached under ``derivatives/deipp``.
 
     The key covers the data set's fingerprint, the participant, the ``deipp_core`` source, the
     profile's counts and the seed; the result file is written atomically, so the training-size chapter
     and the ledger share one computation and an interrupted run leaves nothing a later run would read.
+    ``sizes`` and ``runs_per_session`` (the run-subset variant, see :func:`training_size`) are passed
+    on and, when given, enter the key and the file name (``desc-trainingsizeruns``).
     """
     import io
 
@@ -819,14 +916,17 @@ def cached_training_size(
     from deipp_core.data.derivatives import atomic_write_bytes, code_digest, derivatives_root, hash_key
 
     prof = get_profile(profile)
+    variant = () if sizes is None and runs_per_session is None else (
+        None if sizes is None else [int(m) for m in sizes], runs_per_session)
     key = hash_key(data_fingerprint(dataset.root), label, code_digest(), prof.n_trainsize_reps,
-                   prof.n_boot, seed, "training_size")
-    path = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-trainingsize_key-{key}.joblib"
+                   prof.n_boot, seed, "training_size", *variant)
+    desc = "trainingsizeruns" if variant else "trainingsize"
+    path = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-{desc}_key-{key}.joblib"
     if path.is_file():
         logger.info("sub-%s: reusing the cached training-size analysis %s", label, path.name)
         return joblib.load(path)
     result = run_training_size(dataset[label], profile=prof, seed=seed, n_jobs=n_jobs, features=features,
-                               cv=cv, progress=progress)
+                               cv=cv, progress=progress, sizes=sizes, runs_per_session=runs_per_session)
     buffer = io.BytesIO()
     joblib.dump(result, buffer)
     atomic_write_bytes(path, buffer.getvalue())
