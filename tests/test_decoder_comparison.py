@@ -226,3 +226,37 @@ def test_cached_comparison_is_reused(quick_twin_root, tmp_path, monkeypatch):
     assert again.table["seconds"].tolist() == first.table["seconds"].tolist()  # loaded, not rerun
     with pytest.raises(ParameterError, match="include 'lassopcr'"):
         cached_decoder_comparison(dataset, "01", decoders=["cpm"], use_cache=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# text, tables and figures for the chapter
+
+
+def test_chapter_text_and_table(twin_comparison):
+    from deipp_core.analyses.decoder_comparison import comparison_summary, cost_summary, format_comparison
+
+    _, _, res = twin_comparison
+    shown = format_comparison(res.table)
+    assert shown.shape == (len(DECODERS), 4 * 2 + 2)
+    assert shown.index.get_level_values("decoder").tolist()[0] == "LASSO-PCR"
+    text = comparison_summary(res.table, res.paired)
+    assert text.startswith("- **Participant 01** — highest r at 1-min bins:")
+    n_better = int((res.paired["delta_r_ci_low"] > 0).sum())
+    assert f"entirely above 0 in {n_better} " in text
+    cost = cost_summary(res.table)
+    assert cost.count(" fits)") == len(DECODERS) and "Relative to LASSO-PCR" in cost
+
+
+def test_figures_draw_every_decoder(twin_comparison):
+    from deipp_core.plotting.decoders import plot_decoder_comparison, plot_decoder_differences
+
+    _, _, res = twin_comparison
+    fig = plot_decoder_comparison(res.table)
+    assert len(fig.axes) == 3
+    ticks = sorted(zip([t.get_position()[1] for t in fig.axes[2].get_yticklabels()],
+                       [t.get_text() for t in fig.axes[2].get_yticklabels()]), reverse=True)
+    assert [label for _, label in ticks] == ["LASSO-PCR", "PCR", "Ridge", "Linear SVR", "CPM"]  # top down
+    fig = plot_decoder_differences(res.paired)
+    assert len(fig.axes) == 1 and len(fig.legends[0].get_texts()) == len(DECODERS) - 1
+    with pytest.raises(ValueError, match="lacks column"):
+        plot_decoder_comparison(res.paired)

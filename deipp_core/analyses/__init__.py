@@ -11,7 +11,8 @@ module                       analysis (``reference/deipp_methods.md`` section)
 ``controls``                 rest, head motion, sessions 1–12, run 1 only (§9.5, §10.3–10.4)
 ``univariate``               parcel-wise GLM per session, t-test across sessions, FDR (§12)
 ``calibration``              null-twin calibration of r, AUC and bootstrap p (beyond the paper)
-``decoder_comparison``       LASSO-PCR vs PCR, ridge, linear SVR and CPM under nested LOSO (beyond the paper)
+``decoder_comparison``       LASSO-PCR vs PCR, ridge, linear SVR and CPM (beyond the paper)
+``explanation``              Haufe patterns, weight stability, pipeline permutation test (beyond the paper)
 ``ledger``                   the abstract's claims beside this build's numbers
 ===========================  ==========================================================================
 """

@@ -80,6 +80,9 @@ __all__ = [
     "compare_decoders",
     "paired_differences",
     "cached_decoder_comparison",
+    "format_comparison",
+    "comparison_summary",
+    "cost_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,6 +121,13 @@ CPM_GRID: tuple[float, ...] = (0.0001, 0.001, 0.01, 0.05)
 
 #: Number of PCR grid values.
 _N_PCR = 8
+
+#: Package sources that determine a cached comparison (its cache key hashes them): an edit elsewhere
+#: in ``deipp_core`` (plotting, other analyses, the book) does not invalidate it.
+_RESULT_SOURCES = (
+    "data", "model", "analyses/prediction.py", "analyses/decoder_comparison.py", "edges.py",
+    "evaluation.py", "features.py", "motion.py", "ratings.py", "stats.py",
+)
 
 
 @dataclass
@@ -536,7 +546,7 @@ def compare_decoders(
     seed : int, default=0
         Bootstrap seed, the same for every decoder (identical resamples of the identical units).
     n_jobs : int or None, default=1
-        Parallel outer folds.
+        Parallel outer folds. The worker pool is started before the first decoder is timed.
 
     Returns
     -------
@@ -557,6 +567,8 @@ def compare_decoders(
     predictions = pd.concat([rows_train, rows_eval], ignore_index=True)[
         ["kind", "session", "run", "bin", "rating"]]
     cvs, levels, tables, selection = {}, {}, [], []
+    if n_jobs not in (None, 1):  # start the worker pool now, so that no decoder's time includes it
+        Parallel(n_jobs=n_jobs)(delayed(int)(0) for _ in range(4))
     for name in decoders:
         logger.info("sub-%s: decoder %s", features.participant, name)
         cv = nested_loso_decoder(X_train, y, groups, decoder=name, X_eval=X_eval,
@@ -592,9 +604,9 @@ def cached_decoder_comparison(
 ) -> DecoderComparison:
     """:func:`compare_decoders` for one participant of a data set, cached under ``derivatives/deipp``.
 
-    The key covers the data set's fingerprint, the participant, the ``deipp_core`` source, the
-    decoders, the bootstrap count and the seed; the file is written atomically. The recorded
-    ``seconds`` are those of the run that filled the cache.
+    The key covers the data set's fingerprint, the participant, the ``deipp_core`` sources the result
+    depends on (``_RESULT_SOURCES``), the decoders, the bootstrap count and the seed; the file is
+    written atomically. The recorded ``seconds`` are those of the run that filled the cache.
     """
     import joblib
 
@@ -606,8 +618,8 @@ def cached_decoder_comparison(
     decoders = list(dict.fromkeys(decoders))
     path = None
     if use_cache:
-        key = hash_key(data_fingerprint(dataset.root), label, code_digest(), decoders, prof.n_boot, seed,
-                       "decoder_comparison")
+        key = hash_key(data_fingerprint(dataset.root), label, code_digest(_RESULT_SOURCES), decoders,
+                       prof.n_boot, seed, "decoder_comparison")
         path = (derivatives_root(dataset.root) / f"sub-{label}"
                 / f"sub-{label}_desc-decodercomparison_key-{key}.joblib")
         if path.is_file():
@@ -620,3 +632,118 @@ def cached_decoder_comparison(
         joblib.dump(result, buffer)
         atomic_write_bytes(path, buffer.getvalue())
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Text and tables for the chapter
+# ----------------------------------------------------------------------------------------------
+
+_LEVEL_NAMES = {"1min": "1-min bins", "2min": "2-min bins", "run": "runs", "session": "sessions"}
+
+
+def _num(v: float) -> str:
+    text = f"{v:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def _ci(v: float, lo: float, hi: float) -> str:
+    return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
+
+
+def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """A readable table: one row per participant and decoder, r and AUC [95 % CI] per level, cost.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :attr:`DecoderComparison.table` of one or more participants.
+
+    Returns
+    -------
+    DataFrame
+        Index (participant, decoder name); columns (level, ``r``/``AUC``) plus ``seconds`` and
+        ``fits``.
+    """
+    rows = {}
+    for (part, dec), t in table.groupby(["participant", "decoder"], sort=False):
+        t = t.set_index("level")
+        row = {}
+        for lv in evaluation.LEVELS:
+            if lv in t.index:
+                m = t.loc[lv]
+                row[(_LEVEL_NAMES[lv], "r")] = _ci(m["r"], m["r_ci_low"], m["r_ci_high"])
+                row[(_LEVEL_NAMES[lv], "AUC")] = _ci(m["auc"], m["auc_ci_low"], m["auc_ci_high"])
+        row[("cost", "seconds")] = f"{float(t['seconds'].iloc[0]):.2g}"
+        row[("cost", "fits")] = f"{int(t['n_fits'].iloc[0]):,}"
+        rows[(f"Participant {part}", DECODER_LABELS.get(dec, dec))] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index = out.index.set_names(["participant", "decoder"])
+    return out
+
+
+def comparison_summary(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """Markdown: for each participant and level, the decoder with the highest r and its paired
+    difference from LASSO-PCR; then how many decoder × level differences exclude 0.
+
+    Parameters
+    ----------
+    table, paired : DataFrame
+        :attr:`DecoderComparison.table` and :attr:`DecoderComparison.paired` (one or more
+        participants).
+
+    Returns
+    -------
+    str
+    """
+    lines = []
+    for part, t in table.groupby("participant", sort=False):
+        items = []
+        for lv in evaluation.LEVELS:
+            tl = t[t["level"] == lv]
+            if tl.empty:
+                continue
+            best = tl.loc[tl["r"].idxmax()]
+            ref = tl[tl["decoder"] == "lassopcr"].iloc[0]
+            if best["decoder"] == "lassopcr":
+                items.append(f"{_LEVEL_NAMES[lv]}: LASSO-PCR itself (r = {_num(ref['r'])})")
+                continue
+            d = paired[(paired["participant"] == part) & (paired["level"] == lv)
+                       & (paired["decoder"] == best["decoder"])].iloc[0]
+            items.append(
+                f"{_LEVEL_NAMES[lv]}: {DECODER_LABELS[best['decoder']]} (r = {_num(best['r'])} vs "
+                f"{_num(ref['r'])}; difference {_ci(d['delta_r'], d['delta_r_ci_low'], d['delta_r_ci_high'])})"
+            )
+        lines.append(f"- **Participant {part}** — highest r at " + "; ".join(items) + ".")
+    p = paired.dropna(subset=["delta_r_ci_low", "delta_r_ci_high"])
+    better = int((p["delta_r_ci_low"] > 0).sum())
+    worse = int((p["delta_r_ci_high"] < 0).sum())
+    lines.append(
+        f"\nOf {len(p)} comparisons with LASSO-PCR (decoder × level × participant), the paired 95 % "
+        f"CI of the difference in r lies entirely above 0 in {better} and entirely below 0 in {worse}; "
+        f"in the other {len(p) - better - worse} the data cannot tell the decoders apart."
+    )
+    return "\n".join(lines)
+
+
+def cost_summary(table: pd.DataFrame) -> str:
+    """Markdown sentence: wall time and solver runs of each decoder (mean over participants).
+
+    Parameters
+    ----------
+    table : DataFrame
+        :attr:`DecoderComparison.table`.
+
+    Returns
+    -------
+    str
+    """
+    cost = table.drop_duplicates(["participant", "decoder"]).groupby("decoder", sort=False)[
+        ["seconds", "n_fits"]].mean()
+    parts = [f"{DECODER_LABELS.get(d, d)} {row['seconds']:.2g} s ({row['n_fits']:,.0f} fits)"
+             for d, row in cost.iterrows()]
+    ref = cost.loc["lassopcr", "seconds"] if "lassopcr" in cost.index else np.nan
+    ratio = ", ".join(f"{DECODER_LABELS.get(d, d)} {row['seconds'] / ref:.1f}×"
+                      for d, row in cost.iterrows() if d != "lassopcr")
+    return ("Wall time of the whole nested cross-validation, per participant: " + "; ".join(parts)
+            + f". Relative to LASSO-PCR: {ratio}.")
