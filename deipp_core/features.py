@@ -14,10 +14,17 @@ and their bins; the included parcels' time series at those frames are z-scored o
 each row is the mean of ``e(t) = z_i(t) z_j(t)`` over its frames, computed as ``ZᵀZ / n`` without
 ever building the edge time series (:func:`~deipp_core.edges.binned_edges`). Because the model is
 linear, predicting a bin row equals averaging the frame-wise predictions over that bin.
+
+:func:`cached_features` is the same table for a participant of a :class:`~deipp_core.data.Dataset`,
+kept on disk under ``derivatives/deipp/cache/`` (``X`` as a memory-mapped ``.npy``) so that the next
+chapter that needs it reads it instead of recomputing it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -27,12 +34,13 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from deipp_core.data.dataset import Participant, Run
+from deipp_core.data.dataset import Dataset, Participant, Run
+from deipp_core.data.derivatives import ArrayCache, cache_enabled, cache_root, code_digest, hash_key
 from deipp_core.edges import binned_edges, mean_edges, n_edges, zscore
 from deipp_core.exceptions import DataFormatError, ParameterError
 from deipp_core.ratings import RatingParams, RunFrames, align_run, bin_means, kept_frames
 
-__all__ = ["ParticipantFeatures", "participant_features", "BIN_KINDS", "ROW_COLUMNS"]
+__all__ = ["ParticipantFeatures", "participant_features", "cached_features", "BIN_KINDS", "ROW_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -340,3 +348,165 @@ def participant_features(
         params=params,
         rest_frames=rest_frames,
     )
+
+
+#: Modules whose code determines a feature table: the code digest of the feature cache covers only these.
+_FEATURE_SOURCES = ("features.py", "edges.py", "ratings.py", "data/dataset.py")
+
+
+def _participant_digest(participant: Participant) -> str:
+    """SHA-256 of everything of a participant the feature table depends on (the arrays' bytes)."""
+    h = hashlib.sha256()
+
+    def text(*parts) -> None:
+        h.update(json.dumps(parts, default=str).encode())
+
+    def array(a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a)
+        text(a.dtype.str, a.shape)
+        h.update(a.data)
+
+    text(participant.label, list(participant.atlas.columns))
+    array(participant.atlas["name"].astype(str).to_numpy(dtype=str))
+    array(participant.included)
+    for run in participant.runs:
+        text(run.session, run.task, run.run, repr(run.tr), list(map(str, run.confounds.columns)))
+        array(np.asarray(run.timeseries))
+        array(run.confounds.to_numpy(dtype=np.float64))
+        if run.rating is None:
+            text(None)
+        else:
+            text(list(map(str, run.rating.columns)))
+            array(run.rating.to_numpy(dtype=np.float64))
+    return h.hexdigest()
+
+
+def _pack_feature_meta(feats: ParticipantFeatures) -> dict[str, np.ndarray]:
+    """Everything of a feature table but ``X`` as plain arrays (no pickling)."""
+    rows = feats.rows
+    out: dict[str, np.ndarray] = {
+        "kind": rows["kind"].to_numpy(dtype=str),
+        "session": rows["session"].to_numpy(dtype=str),
+        "run": rows["run"].to_numpy(),
+        "bin": rows["bin"].to_numpy(),
+        "rating": rows["rating"].to_numpy(),
+        "n_frames": rows["n_frames"].to_numpy(),
+        "parcels": feats.parcels,
+        "frame_sessions": np.array([s for s, _ in feats.frames], dtype=str),
+        "frame_runs": np.array([r for _, r in feats.frames], dtype=np.int64),
+        "rest_sessions": np.array(list(feats.rest_frames), dtype=str),
+    }
+    for i, rf in enumerate(feats.frames.values()):
+        out[f"f{i}_frames"], out[f"f{i}_rating"], out[f"f{i}_rating_tr"] = rf.frames, rf.rating, rf.rating_tr
+        for family, bins in (("rbin", rf.rbin), ("tbin", rf.tbin)):
+            out[f"f{i}_{family}"] = np.array(list(bins), dtype=np.int64)
+            for n, labels in bins.items():
+                out[f"f{i}_{family}{n}"] = labels
+    for i, frames in enumerate(feats.rest_frames.values()):
+        out[f"r{i}_frames"] = frames
+    return out
+
+
+def _unpack_features(participant: str, X: np.ndarray, meta: dict[str, np.ndarray],
+                     params: RatingParams) -> ParticipantFeatures | None:
+    """Rebuild a :class:`ParticipantFeatures` from its cache entry, or None if the entry is malformed."""
+    try:
+        rows = pd.DataFrame({
+            "kind": meta["kind"].tolist(),
+            "session": meta["session"].tolist(),
+            "run": meta["run"],
+            "bin": meta["bin"],
+            "rating": meta["rating"],
+            "n_frames": meta["n_frames"],
+        })
+        parcels = meta["parcels"]
+        frames = {}
+        for i, (ses, run) in enumerate(zip(meta["frame_sessions"].tolist(), meta["frame_runs"].tolist())):
+            bins = {family: {int(n): meta[f"f{i}_{family}{int(n)}"] for n in meta[f"f{i}_{family}"]}
+                    for family in ("rbin", "tbin")}
+            frames[(ses, int(run))] = RunFrames(frames=meta[f"f{i}_frames"], rating=meta[f"f{i}_rating"],
+                                                rating_tr=meta[f"f{i}_rating_tr"], rbin=bins["rbin"],
+                                                tbin=bins["tbin"])
+        rest_frames = {ses: meta[f"r{i}_frames"] for i, ses in enumerate(meta["rest_sessions"].tolist())}
+    except (KeyError, ValueError) as err:
+        logger.warning("sub-%s: malformed feature cache entry (%s); recomputing", participant, err)
+        return None
+    if X.shape != (len(rows), n_edges(parcels.size)):
+        logger.warning("sub-%s: cached features of shape %s do not match their %d rows and %d parcels; "
+                       "recomputing", participant, X.shape, len(rows), parcels.size)
+        return None
+    return ParticipantFeatures(participant=participant, X=X, rows=rows, parcels=parcels, frames=frames,
+                               params=params, rest_frames=rest_frames)
+
+
+def cached_features(
+    dataset: Dataset,
+    label: str,
+    params: RatingParams = RatingParams(),
+    *,
+    include_rest: bool = True,
+    kinds: Sequence[str] = BIN_KINDS,
+    n_jobs: int | None = 1,
+    use_cache: bool | None = None,
+) -> ParticipantFeatures:
+    """:func:`participant_features` of one participant of a data set, cached on disk.
+
+    The table is stored under ``derivatives/deipp/cache/sub-<label>/``: ``X`` as
+    ``sub-<label>_desc-features_key-<key>.npy`` (float64, read back memory-mapped and read-only, so
+    pages are read from disk only when used) and the rows, parcels and kept frames as
+    ``sub-<label>_desc-featurerows_key-<key>.npz``. The key is a hash of the participant's data
+    (the bytes of every run's time series, confounds and rating, and the atlas's included parcels),
+    ``params``, ``include_rest``, ``kinds`` and the code of the feature modules, so the cached table is
+    the one :func:`participant_features` would return, bit for bit. A new key replaces the old entry
+    (one version per participant is kept).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        From :func:`deipp_core.data.load_dataset`; its root decides where the cache lives.
+    label : str
+        Participant label (``"01"``).
+    params, include_rest, kinds, n_jobs
+        As for :func:`participant_features`.
+    use_cache : bool, optional
+        False computes without reading or writing the cache; by default on unless the environment
+        variable ``DEIPP_CACHE`` is ``0``. Without a writable ``derivatives`` folder the table is
+        computed (with a warning).
+
+    Returns
+    -------
+    ParticipantFeatures
+        ``X`` is read-only when it comes from the cache.
+
+    Examples
+    --------
+    >>> from deipp_core.data import load_dataset
+    >>> ds = load_dataset("twin", profile="quick")  # doctest: +SKIP
+    >>> feats = cached_features(ds, "01")  # doctest: +SKIP
+    """
+    participant = dataset[label]
+    folder = cache_root(dataset.root) if cache_enabled(use_cache) else None
+    if folder is None:
+        return participant_features(participant, params, include_rest=include_rest, kinds=kinds, n_jobs=n_jobs)
+    for kind in kinds:
+        _parse_bin_kind(kind, params)
+    key = hash_key("features", code_digest(_FEATURE_SOURCES), _participant_digest(participant),
+                   dataclasses.asdict(params), bool(include_rest), list(kinds))
+    store = ArrayCache(folder / f"sub-{participant.label}")
+    x_name, meta_name = f"sub-{participant.label}_desc-features", f"sub-{participant.label}_desc-featurerows"
+    meta = store.load_npz(meta_name, key)  # written after X: present means X is complete
+    if meta is not None:
+        X = store.load(x_name, key, mmap=True)
+        feats = None if X is None else _unpack_features(participant.label, X, meta, params)
+        if feats is not None:
+            logger.info("sub-%s: reusing the cached feature table %s", participant.label,
+                        store.path(x_name, key).name)
+            return feats
+    feats = participant_features(participant, params, include_rest=include_rest, kinds=kinds, n_jobs=n_jobs)
+    try:
+        store.save(x_name, key, feats.X)
+        store.save_npz(meta_name, key, **_pack_feature_meta(feats))
+    except OSError as err:
+        logger.warning("sub-%s: could not cache the feature table (%s); continuing without",
+                       participant.label, err)
+    return feats

@@ -579,7 +579,9 @@ def test_the_reader_never_opens_an_input_for_writing(tiny, monkeypatch):
         with pytest.raises(PermissionError):  # the guard itself works
             opener()
     attempts.clear()
-    ds = read_dataset(tiny)
+    # Without the parsed-run cache nothing at all is written; with it (the default), writes go only to
+    # derivatives/deipp/cache (tests/test_data_cache.py).
+    ds = read_dataset(tiny, use_cache=False)
     monkeypatch.undo()
     assert ds["01"].n_sessions == 2
     assert attempts == []

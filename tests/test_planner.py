@@ -259,3 +259,13 @@ def test_cli_plan_bad_argument_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert rc != 0
     assert "--target-r" in err and len(err.splitlines()) == 1
+
+
+def test_planner_summary_says_what_the_table_says(curve):
+    from deipp_core.analyses.planner import planner_summary
+
+    table = plan_table({"P": curve}, [0.3, 0.7])
+    text = planner_summary({"P": curve}, table)
+    n = int(table["sessions_needed"].iloc[0])
+    assert text.startswith("- **P**") and f"r ≥ 0.3: {n} sessions" in text and "r ≥ 0.7: out of reach" in text
+    assert f"asymptote (mean r with unlimited sessions) is {curve.params.loc['1min', 'K0']:.2f}" in text

@@ -69,6 +69,7 @@ __all__ = [
     "sessions_needed",
     "plan_table",
     "format_plan_table",
+    "planner_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -871,3 +872,64 @@ def format_plan_table(table: pd.DataFrame) -> pd.DataFrame:
                     "sessions needed": need, "total minutes": total,
                     "asymptote r": f"{row['asymptote']:.2f}", "note": note})
     return pd.DataFrame(out).set_index(["participant", "level", "min/session", "target r"])
+
+
+def planner_summary(
+    curves: Mapping[str, SaturatingCurve],
+    table: pd.DataFrame,
+    *,
+    level: str = "1min",
+) -> str:
+    """One Markdown bullet per participant: the fitted curve and what it says, in words.
+
+    Parameters
+    ----------
+    curves : mapping of str to SaturatingCurve
+        Name → curve (the names used in ``table``).
+    table : DataFrame
+        :func:`plan_table` of these curves at full sessions (one row per target).
+    level : str, default="1min"
+
+    Returns
+    -------
+    str
+        Markdown (numbers formatted from the fits; for gluing into a page).
+    """
+    lines = []
+    for name, curve in curves.items():
+        p = curve.params.loc[level]
+        if p["K0_at_bound"]:
+            asym = ("the measured sizes lie on the rising part of the curve, so the asymptote is not "
+                    "identified (it sits at its bound, r = 1)")
+        elif p["K0"] <= 0:
+            asym = "the mean r does not rise above zero, so no positive target is reachable"
+        else:
+            asym = f"the fitted asymptote (mean r with unlimited sessions) is {p['K0']:.2f}"
+        fit = f"R² = {p['r2']:.2f} over {int(p['n_conditions'])} measured conditions" if np.isfinite(
+            p["r2"]) else f"{int(p['n_conditions'])} measured conditions"
+        parts = []
+        rows = table[(table["participant"] == name) & (table["level"] == level)]
+        for _, row in rows.iterrows():
+            t = f"r ≥ {row['target_r']:g}"
+            if row["status"] == "unreachable":
+                parts.append(f"{t}: out of reach")
+            elif not np.isfinite(row["sessions_needed"]):
+                parts.append(f"{t}: more than {_MAX_SESSIONS:,} sessions")
+            else:
+                hi = _fmt_count(row["ci_upper"])
+                flag = " (extrapolated)" if row["extrapolated"] else ""
+                parts.append(f"{t}: {int(row['sessions_needed'])} sessions "
+                             f"[{_fmt_count(row['ci_lower'])}–{hi}]{flag}")
+        share = ""
+        if curve.form == "sessions_minutes" and np.isfinite(p["session_share"]):
+            share = (f" Of the shortfall from the asymptote at {curve.full_minutes:g}-min sessions, "
+                     f"{100 * p['session_share']:.0f} % is session-bound (only more sessions remove it) "
+                     f"and {100 * (1 - p['session_share']):.0f} % minute-bound (more minutes of data "
+                     "remove it, however they are spread over sessions)"
+                     + ("; with the asymptote unidentified this split is weakly determined." if p["K0_at_bound"]
+                        else "."))
+        lines.append(f"- **{name}** ({curve.max_observed} training sessions measured at most; {fit}): "
+                     f"{asym}. Sessions needed with {100 * rows['probability'].iloc[0]:.0f} % "
+                     f"probability: {'; '.join(parts)}.{share}" if len(rows) else
+                     f"- **{name}**: {asym}.{share}")
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ import pandas as pd
 from deipp_core import evaluation
 from deipp_core.data.dataset import Dataset, Participant
 from deipp_core.data.derivatives import atomic_write_bytes, code_digest, derivatives_root, hash_key
-from deipp_core.features import ParticipantFeatures, participant_features
+from deipp_core.features import ParticipantFeatures, cached_features, participant_features
 from deipp_core.model import NestedLOSOResult, nested_loso
 from deipp_core.profiles import Profile, get_profile
 
@@ -226,13 +226,14 @@ def predict_participant(
     cached under ``derivatives/deipp/sub-<label>/``.
 
     The cache key covers the data set's fingerprint, the participant and the ``deipp_core`` source, so
-    any change to the data or the code refits; the file is written atomically. Features are recomputed
-    (they are cheap and large); the bootstrap statistics are recomputed for the requested profile.
+    any change to the data or the code refits; the file is written atomically. Features come from
+    :func:`~deipp_core.features.cached_features` (cached unless ``use_cache=False`` or ``DEIPP_CACHE=0``); the
+    bootstrap statistics are recomputed for the requested profile.
     """
     from deipp_core.data import data_fingerprint
 
     participant = dataset[label]
-    features = participant_features(participant)
+    features = cached_features(dataset, label, use_cache=None if use_cache else False)
     cv = None
     path = None
     if use_cache:

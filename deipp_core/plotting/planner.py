@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from deipp_core.analyses.planner import SaturatingCurve
 from deipp_core.plotting._style import LEVEL_COLORS, LEVEL_LABELS
@@ -84,9 +85,10 @@ def plot_planner_curve(
         ax.axhline(K0, color="0.4", lw=0.8, ls=":", label=f"asymptote r = {K0:.2f}")
     ax.axhline(0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlim(0, horizon)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training sessions")
     ax.set_ylabel(f"held-out r ({LEVEL_LABELS[level]} level)")
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, loc="best")
     ax.set_title(title if title is not None else f"{curve.participant}: accuracy vs sessions", fontsize=9)
     return fig
 
@@ -135,9 +137,10 @@ def plot_reach_probability(
     ax.text(curve.max_observed, 1.02, " largest measured", fontsize=7, color="0.4", va="bottom")
     ax.set_ylim(0, 1.08)
     ax.set_xlim(0, horizon)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training sessions")
     ax.set_ylabel("probability of reaching the target")
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, loc="best")
     ax.set_title(title if title is not None else f"{curve.participant}: P(r ≥ target)", fontsize=9)
     return fig
 
@@ -183,7 +186,7 @@ def plot_minutes_curves(
     ax.set_xscale("log")
     ax.set_xlabel("total minutes of training data")
     ax.set_ylabel(f"held-out r ({LEVEL_LABELS[level]} level)")
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, loc="best")
     ax.set_title(title if title is not None else f"{curve.participant}: sessions or minutes?", fontsize=9)
     return fig
 
