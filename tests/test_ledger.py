@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deipp_core.analyses.ledger import PAPER_CLAIMS, build_ledger, published_metrics
+from source_data_fixture import write_source_data
+
+from deipp_core.analyses.ledger import PAPER_CLAIMS, build_ledger, compare_with_published
 from deipp_core.data.dataset import Dataset, Participant
-from deipp_core.data.source_data import read_source_data
+from deipp_core.data.source_data import published_metrics, published_trainsize, read_source_data
 from deipp_core.exceptions import DataLayoutError
 from deipp_core.stats import pearson_r, roc_auc
 
@@ -47,7 +49,7 @@ def test_missing_and_misnamed_columns_are_reported_not_raised(tmp_path, rng):
     source = read_source_data(tmp_path)
     text = "\n".join(source.problems)
     assert "expected columns actualpain, predictedpain" in text and bad.name in text
-    assert "missing sub-02_predict_rating_test_indparc_srcdat_y_yfit_session.csv" in text
+    assert len(source.problems) == 1  # the file is there: one problem (its columns), not also "missing"
 
 
 def test_folder_without_source_data_is_a_clear_error(tmp_path):
@@ -81,6 +83,53 @@ def test_ledger_fills_claims_from_results_and_names_the_data(tmp_path, rng):
     claim_auc02 = next(c for c in PAPER_CLAIMS if c.key == "auc_02")
     assert rows.loc[claim_auc02.claim, "published (source data)"] == "not in the source data"
     assert "prediction" in by_claim.index
+
+
+def _claim_row(ledger, key):
+    claim = next(c for c in PAPER_CLAIMS if c.key == key)
+    return ledger.set_index("claim").loc[claim.claim]
+
+
+def test_ledger_shows_the_published_values_of_a_full_source_data_folder(tmp_path, rng):
+    atlas = pd.DataFrame({"index": [0], "name": ["a"], "network": ["n"], "x": [0.0], "y": [0.0], "z": [0.0],
+                          "included": [True]})
+    ds = Dataset({"01": Participant("01", atlas, ()), "02": Participant("02", atlas, ())}, "twin",
+                 tmp_path, "digital twin (SIMULATED data; test)")
+    metrics = {"01": _metrics([0.41, 0.5, 0.6, 0.62], [0.7, 0.75, 0.8, 0.85]),
+               "02": _metrics([0.5, 0.55, 0.6, 0.66], [0.76, 0.8, 0.9, 0.93])}
+    made = write_source_data(tmp_path / "src", rng)
+    source = read_source_data(tmp_path / "src")
+    ledger = build_ledger(ds, metrics, source=source)
+    pub = published_metrics(source)
+    for label in ("01", "02"):
+        sub = pub[pub["participant"] == label]
+        assert _claim_row(ledger, f"r_{label}")["published (source data)"] == (
+            f"r = {sub['r'].min():.2f}–{sub['r'].max():.2f}")
+        assert _claim_row(ledger, f"auc_{label}")["published (source data)"] == (
+            f"AUC = {sub['auc'].min():.2f}–{sub['auc'].max():.2f}")
+    assert _claim_row(ledger, "n_sessions")["published (source data)"] == "—"
+    # claims whose computed inputs were given, with the published cell from the trainsize/cross files
+    from types import SimpleNamespace
+
+    ts = published_trainsize(source)
+    fake = {label: SimpleNamespace(summary=ts[ts["participant"] == label].assign(frac_significant=0.0),
+                                   trend=pd.DataFrame({"level": ["1min"], "p": [0.01]}), reference_size=4)
+            for label in ("01", "02")}
+    ledger = build_ledger(ds, metrics, trainsize=fake, source=source)
+    first = made["trainsize"]["01"].iloc[0]
+    cell = _claim_row(ledger, "trainsize_trend")["published (source data)"]
+    assert cell.startswith(f"P1: 1-min r {first['1min_mean']:.2f} with 1 → ") and "P2:" in cell
+
+
+def test_compare_with_published_puts_levels_side_by_side(tmp_path, rng):
+    write_source_data(tmp_path, rng, participants=("01",))
+    pub = published_metrics(read_source_data(tmp_path))
+    table = compare_with_published({"01": _metrics([0.1, 0.2, 0.3, 0.4], [0.6, 0.6, 0.7, 0.8]),
+                                    "02": _metrics([0.1, 0.2, 0.3, 0.4], [0.6, 0.6, 0.7, 0.8])}, pub)
+    one = table[table["participant"] == "01"].set_index("level")
+    assert one.loc["run", "r (this build)"] == 0.3
+    assert one.loc["run", "r (published)"] == pytest.approx(pub.set_index("level").loc["run", "r"])
+    assert table[table["participant"] == "02"]["AUC (published)"].isna().all()
 
 
 def test_ledger_figure_draws_paper_ranges_and_levels(rng):

@@ -4,7 +4,9 @@
 are the reference, so they are written here once); :func:`build_ledger` fills in the values computed
 from the results of the analyses, names the data they come from and the chapter that computes them,
 and — when the published figure source data are available (:mod:`deipp_core.data.source_data`) —
-recomputes the paper's r and AUC from those tables as a third column.
+recomputes the paper's own numbers from those tables (r and AUC per participant, the 1-min training-size
+curve, the 1-min cross-participant r) as a further column. :func:`compare_with_published` puts this
+build's r and AUC beside the published ones level by level.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import pandas as pd
 
 from deipp_core import stats
 from deipp_core.data.dataset import Dataset
-from deipp_core.data.source_data import UNITS, SourceData
+from deipp_core.data.source_data import UNITS, SourceData, published_metrics, published_trainsize
 
-__all__ = ["Claim", "PAPER_CLAIMS", "build_ledger", "published_metrics"]
+__all__ = ["Claim", "PAPER_CLAIMS", "build_ledger", "compare_with_published"]
 
 
 @dataclass(frozen=True)
@@ -71,23 +73,6 @@ PAPER_CLAIMS: tuple[Claim, ...] = (
 def _range(values, fmt: str = ".2f") -> str:
     values = np.asarray(list(values), dtype=float)
     return f"{values.min():{fmt}}–{values.max():{fmt}}"
-
-
-def published_metrics(source: SourceData) -> pd.DataFrame:
-    """r and AUC per participant and level recomputed from the published source-data tables.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``participant``, ``level``, ``n_units``, ``r``, ``auc`` (median split of the actual
-        pain, strict ``>``, as the original).
-    """
-    rows = []
-    for (sub, unit), df in sorted(source.test.items()):
-        x, y = df["actualpain"].to_numpy(float), df["predictedpain"].to_numpy(float)
-        rows.append({"participant": sub, "level": unit, "n_units": len(x),
-                     "r": float(stats.pearson_r(x, y)), "auc": float(stats.roc_auc(x, y))})
-    return pd.DataFrame(rows, columns=["participant", "level", "n_units", "r", "auc"])
 
 
 def build_ledger(
@@ -160,24 +145,81 @@ def build_ledger(
         if len(w):
             row = w.iloc[0]
             computed["unique"] = f"weight correlation r = {row['value']:.3f} (permutation p = {row['p']:.2g})"
+    published = _published_values(source) if source is not None else {}
     rows = []
-    published = published_metrics(source) if source is not None and source.test else None
     for claim in PAPER_CLAIMS:
         if claim.key not in computed:
             continue
         row = {"claim": claim.claim, "paper": claim.paper, "this build": computed[claim.key],
                "data": dataset.description, "chapter": claim.chapter}
         if source is not None:
-            row["published (source data)"] = _published_cell(claim.key, published)
+            answerable = claim.key.startswith(_FROM_SOURCE)
+            row["published (source data)"] = published.get(claim.key, "not in the source data" if answerable else "—")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _published_cell(key: str, published: pd.DataFrame | None) -> str:
-    if published is None or not (key.startswith("r_") or key.startswith("auc_")):
-        return "—"
-    stat, label = key.split("_", 1)
-    sub = published[published["participant"] == label]
-    if sub.empty or set(sub["level"]) != set(UNITS):
-        return "not in the source data"
-    return f"{'r' if stat == 'r' else 'AUC'} = {_range(sub[stat])}"
+#: Keys (prefixes) of the claims the published source data can answer.
+_FROM_SOURCE = ("r_", "auc_", "trainsize_trend", "cross")
+
+
+def _published_values(source: SourceData) -> dict[str, str]:
+    """Ledger cells recomputed from the published source data (claims they can answer)."""
+    out: dict[str, str] = {}
+    metrics = published_metrics(source)
+    for label, sub in metrics.groupby("participant"):
+        if set(sub["level"]) == set(UNITS):  # the abstract's ranges are over all four levels
+            out[f"r_{label}"] = "r = " + _range(sub["r"])
+            out[f"auc_{label}"] = "AUC = " + _range(sub["auc"])
+    curves = published_trainsize(source)
+    parts = []
+    for label, sub in curves[curves["level"] == "1min"].groupby("participant"):
+        sub = sub.sort_values("n_session")
+        first, last = sub.iloc[0], sub.iloc[-1]
+        parts.append(f"P{int(label)}: 1-min r {first['mean_r']:.2f} with {int(first['n_session'])} → "
+                     f"{last['mean_r']:.2f} with {int(last['n_session'])} sessions")
+    if parts:
+        out["trainsize_trend"] = "; ".join(parts)
+    cross = [f"{train} → {test}: 1-min r = {stats.pearson_r(df['actualpain'], df['predictedpain']):.2f}"
+             for (train, test, unit), df in sorted(source.crosstest.items()) if unit == "1min"]
+    if cross:
+        out["cross"] = "; ".join(cross)
+    return out
+
+
+def compare_with_published(metrics: Mapping[str, pd.DataFrame], published: pd.DataFrame) -> pd.DataFrame:
+    """This build's r and AUC per participant and level beside the published ones.
+
+    Parameters
+    ----------
+    metrics : mapping of str to DataFrame
+        Participant label (``"01"``) → :func:`deipp_core.evaluation.evaluate` table.
+    published : DataFrame
+        :func:`deipp_core.data.source_data.published_metrics`.
+
+    Returns
+    -------
+    DataFrame
+        One row per (participant, level) of ``metrics``: ``participant``, ``level``, ``r (this build)``,
+        ``r (published)``, ``AUC (this build)``, ``AUC (published)``; NaN where the source data lack
+        the level.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"level": ["run"], "r": [0.5], "auc": [0.8]})
+    >>> p = pd.DataFrame({"participant": ["01"], "level": ["run"], "r": [0.6], "auc": [0.9]})
+    >>> compare_with_published({"01": m}, p).iloc[0].to_dict()["r (published)"]
+    0.6
+    """
+    rows = []
+    pub = published.set_index(["participant", "level"])
+    for label, m in sorted(metrics.items()):
+        for rec in m.itertuples():
+            key = (label, rec.level)
+            has = key in pub.index
+            rows.append({"participant": label, "level": rec.level,
+                         "r (this build)": float(rec.r), "r (published)": float(pub.loc[key, "r"]) if has else np.nan,
+                         "AUC (this build)": float(rec.auc),
+                         "AUC (published)": float(pub.loc[key, "auc"]) if has else np.nan})
+    return pd.DataFrame(rows, columns=["participant", "level", "r (this build)", "r (published)",
+                                       "AUC (this build)", "AUC (published)"])

@@ -9,6 +9,7 @@ import pandas as pd
 
 from deipp_core.analyses.ledger import PAPER_CLAIMS
 from deipp_core.plotting._style import LEVEL_COLORS, LEVEL_LABELS
+from deipp_core.plotting.prediction import PUBLISHED_LABEL
 
 __all__ = ["plot_ledger_ranges"]
 
@@ -21,8 +22,8 @@ def plot_ledger_ranges(metrics: Mapping[str, pd.DataFrame], published: pd.DataFr
     metrics : mapping of str to DataFrame
         Participant label (``"01"``) → :func:`deipp_core.evaluation.evaluate` table.
     published : DataFrame, optional
-        :func:`deipp_core.analyses.ledger.published_metrics` (values recomputed from the published
-        source data), drawn as open circles.
+        :func:`deipp_core.data.source_data.published_metrics` (values recomputed from the published
+        source data), drawn as open circles labelled "published (source data)".
 
     Returns
     -------
@@ -44,7 +45,7 @@ def plot_ledger_ranges(metrics: Mapping[str, pd.DataFrame], published: pd.DataFr
             if published is not None:
                 p = published[published["participant"] == label]
                 ax.scatter(p[stat], [i] * len(p), s=70, facecolor="none", edgecolor="k", zorder=3,
-                           label="published source data" if i == 0 else None)
+                           label=PUBLISHED_LABEL if i == 0 else None)
         ax.axvline(0.5 if stat == "auc" else 0.0, color="0.5", ls="--", lw=1)
         ax.set_title(name, fontsize=10)
         ax.spines[["top", "right"]].set_visible(False)
