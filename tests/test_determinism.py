@@ -32,7 +32,8 @@ _SCRIPT = textwrap.dedent(
     out, n_jobs = Path(sys.argv[1]), int(sys.argv[2])
     config = TwinConfig.quick(n_sessions=(3, 3), n_parcels=40, module_size=3)
     root = generate_twin(out / "twin", config, seed=11, n_jobs=n_jobs)
-    dataset = read_dataset(root)
+    # no parsed-run cache: its keys hold the files' modification times (tests/test_data_cache.py)
+    dataset = read_dataset(root, use_cache=False)
     res = out / "results"
     for label in sorted(dataset.participants):
         feats = participant_features(dataset[label])
