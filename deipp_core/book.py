@@ -6,9 +6,18 @@ The tracked sources are MyST notebooks (``notebooks/*.md``). A build
 2. executes every chapter listed in ``_toc.yml`` with papermill (jupytext turns the ``.md`` into a
    notebook in memory; nothing is written back to the sources), reusing a cached executed notebook
    when its key (chapter source, parameters, ``deipp_core`` source, data fingerprint) is unchanged,
-3. stages ``_config.yml``, ``_toc.yml``, ``book/`` and the executed notebooks into
-   ``<output>/src`` and runs ``jupyter-book build -W -n --keep-going`` on it, so that a warning, a
-   broken reference or a failing cell fails the build.
+3. stages ``_config.yml``, ``_toc.yml``, ``book/``, the executed notebooks and their MyST sources
+   into ``<output>/src`` and runs ``jupyter-book build -W -n --keep-going`` on it, so that a warning,
+   a broken reference or a failing cell fails the build.
+
+Every page offers its notebook for download (``.ipynb``, and the MyST ``.md`` through
+:mod:`deipp_core.sphinxext`). Binder/JupyterHub launch buttons appear when the repository URL is known:
+``repository.url`` in ``_config.yml`` or the environment variable ``DEIPP_REPOSITORY_URL`` (see
+:data:`LAUNCH_ENVIRONMENT`); without it the pages have no launch buttons and the build needs no network.
+
+Parameters that name files or folders (:data:`PATH_PARAMETERS`: ``source_data``, the published figure
+source data) are made absolute and checked before the chapter runs (a one-line error otherwise), and
+the *content* of what they name is part of the cache key.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +44,10 @@ __all__ = [
     "book_root",
     "list_chapters",
     "get_chapter",
+    "LAUNCH_ENVIRONMENT",
+    "PATH_PARAMETERS",
+    "cache_key",
+    "stage_config",
     "check_parameters",
     "execute_chapter",
     "build_book",
@@ -43,6 +57,19 @@ logger = logging.getLogger(__name__)
 
 #: Parameters every chapter accepts (papermill parameters cell).
 COMMON_PARAMETERS = ("data", "participant", "profile", "seed")
+
+#: Parameters naming a local file or folder: made absolute before execution (``source_data`` is also
+#: checked); the content of what they name is part of the cache key (``data`` has its own fingerprint).
+PATH_PARAMETERS: tuple[str, ...] = ("source_data", "tops_weights")
+
+#: Environment variables that override the launch settings of ``_config.yml`` when the book is built:
+#: variable → (section, key).
+LAUNCH_ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "DEIPP_REPOSITORY_URL": ("repository", "url"),
+    "DEIPP_REPOSITORY_BRANCH": ("repository", "branch"),
+    "DEIPP_BINDERHUB_URL": ("launch_buttons", "binderhub_url"),
+    "DEIPP_JUPYTERHUB_URL": ("launch_buttons", "jupyterhub_url"),
+}
 
 
 class ChapterExecutionError(DeippError, RuntimeError):
@@ -214,14 +241,51 @@ def check_parameters(chapter: Chapter, params: dict) -> dict:
     return merged
 
 
+def _content_fingerprint(path: Path) -> str:
+    """Hash of the bytes of a file, or of every file under a folder (with its relative name)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update((f.relative_to(path).as_posix() if path.is_dir() else f.name).encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
 def cache_key(chapter: Chapter, params: dict, data_fp: str) -> str:
-    """Hash of everything an executed chapter depends on."""
+    """Hash of everything an executed chapter depends on.
+
+    The chapter source, the parameters, the ``deipp_core`` source, the data fingerprint and, for each
+    of the :data:`PATH_PARAMETERS` that names an existing file or folder, the content of what it names.
+    """
     h = hashlib.sha256()
     h.update(chapter.path.read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_digest().encode())
     h.update(data_fp.encode())
+    for name in PATH_PARAMETERS:
+        value = params.get(name)
+        if value and Path(str(value)).exists():
+            h.update(f"{name}={_content_fingerprint(Path(str(value)))}".encode())
     return h.hexdigest()[:20]
+
+
+def _prepare_path_parameters(params: dict) -> dict:
+    """Absolute paths for the :data:`PATH_PARAMETERS`, checked (one-line errors naming the fix)."""
+    params = dict(params)
+    for name in PATH_PARAMETERS:
+        value = params.get(name)
+        if not value:
+            continue
+        path = Path(str(value)).expanduser().resolve()
+        if name == "source_data":
+            from deipp_core.data.source_data import read_source_data
+
+            read_source_data(path)  # DataLayoutError when the folder is absent or holds no source data
+        params[name] = str(path)
+    return params
 
 
 def _hide_injected(nb) -> None:
@@ -255,7 +319,7 @@ def execute_chapter(
 
     from deipp_core.data import data_fingerprint, resolve_data
 
-    params = check_parameters(chapter, params or {})
+    params = _prepare_path_parameters(check_parameters(chapter, params or {}))
     data_root = resolve_data(params.get("data", "twin"), profile=params.get("profile", "quick"),
                              seed=int(params.get("seed", 0)))
     key = cache_key(chapter, params, data_fingerprint(data_root))
@@ -290,22 +354,71 @@ def execute_chapter(
     return cached
 
 
-def _restrict_toc(toc_path: Path, keep: list[str]) -> None:
-    """Drop the chapters not in ``keep`` from a staged ``_toc.yml`` (other pages stay)."""
+def _stub_notebook(chapter: Chapter, built: list[str]):
+    """A one-cell placeholder page for a chapter left out of a partial build.
+
+    It carries the chapter's label and title, so that references from the chapters that were built
+    (``{ref}`prediction```) still resolve under ``-W``.
+    """
+    import nbformat
+
+    text = (f"({chapter.slug})=\n# {chapter.title}\n\nThis chapter is not part of this partial build "
+            f"(`deipp chapter {' '.join(built)}`); `deipp book` builds every chapter.\n")
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+
+
+def stage_config(root: Path, staging: Path, environ: Mapping[str, str] | None = None) -> dict:
+    """Write the ``_config.yml`` of a build into ``staging`` with the launch settings resolved.
+
+    The :data:`LAUNCH_ENVIRONMENT` variables, when set and not empty, override ``repository.url``,
+    ``repository.branch``, ``launch_buttons.binderhub_url`` and ``launch_buttons.jupyterhub_url``.
+    Without a repository URL the launch providers are switched off (the theme cannot build launch
+    links without one), so the pages have no launch buttons.
+
+    Parameters
+    ----------
+    root : Path
+        Book root holding ``_config.yml``.
+    staging : Path
+        Folder of the staged book; ``staging/_config.yml`` is written.
+    environ : mapping, optional
+        Environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    dict
+        The staged configuration.
+
+    Raises
+    ------
+    ParameterError
+        If the repository URL is not ``https://<github|gitlab|bitbucket host>/<owner>/<repository>``.
+    """
     import yaml
 
-    toc = yaml.safe_load(toc_path.read_text())
-
-    def wanted(entry) -> bool:
-        f = entry.get("file", "")
-        return not f.startswith("notebooks/") or f.split("/", 1)[1] in keep
-
-    for part in toc.get("parts", []):
-        part["chapters"] = [c for c in part.get("chapters", []) if wanted(c)]
-    toc["parts"] = [p for p in toc.get("parts", []) if p["chapters"]]
-    if "chapters" in toc:
-        toc["chapters"] = [c for c in toc["chapters"] if wanted(c)]
-    toc_path.write_text(yaml.safe_dump(toc, sort_keys=False))
+    environ = os.environ if environ is None else environ
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    for var, (section, key) in LAUNCH_ENVIRONMENT.items():
+        if environ.get(var):
+            config.setdefault(section, {})[key] = environ[var].strip()
+    repository = config.setdefault("repository", {})
+    url = str(repository.get("url") or "").strip().rstrip("/")
+    launch = config.setdefault("launch_buttons", {})
+    if url:
+        parts = url.split("/")
+        if (len(parts) != 5 or parts[0] not in ("https:", "http:") or parts[1] != ""
+                or not any(p in parts[2] for p in ("github", "gitlab", "bitbucket"))):
+            raise ParameterError(
+                f"repository URL {url!r} (repository.url in _config.yml or DEIPP_REPOSITORY_URL) must look like "
+                "https://github.com/<owner>/<repository> (GitHub, GitLab or Bitbucket) for launch buttons"
+            )
+        repository["url"] = url
+    else:
+        repository["url"] = ""
+        for key in ("binderhub_url", "jupyterhub_url"):
+            launch[key] = ""
+    (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return config
 
 
 def build_book(
@@ -317,6 +430,7 @@ def build_book(
     chapters: list[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    params: Mapping[str, object] | None = None,
 ) -> Path:
     """Execute the chapters and build the HTML site; returns the ``html`` folder.
 
@@ -331,32 +445,61 @@ def build_book(
     output : Path, optional
         Build folder (default ``<book root>/_build``); the site is written to ``<output>/html``.
     chapters : list of str, optional
-        Only these chapters (slugs); the others are left out of the staged table of contents' pages.
+        Only these chapters (slugs); the others get a one-paragraph placeholder page with their
+        title and label, so that references to them still resolve.
     force : bool
         Re-execute even when a cached result exists.
+    progress : bool
+        Show papermill's progress bars.
+    params : mapping, optional
+        Further chapter parameters (e.g. ``{"source_data": "/data/figshare"}``), each given to every
+        chapter that declares it.
+
+    Raises
+    ------
+    ParameterError
+        If a name in ``params`` is a parameter of none of the chapters built.
     """
     from deipp_core.profiles import get_profile
 
     get_profile(profile)
     root = book_root()
+    extra = _prepare_path_parameters(dict(params or {}))  # one-line error before any chapter runs
+    selected = [c for c in list_chapters(root) if chapters is None or c.slug in chapters]
+    unused = sorted(set(extra) - {name for c in selected for name in c.parameters})
+    if unused:
+        raise ParameterError(
+            f"no chapter built has the parameter(s) {', '.join(unused)}; see `deipp chapters` for the "
+            "parameters of each chapter"
+        )
     output = (output or root / "_build").resolve()
     staging = output / "src"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / name, staging / name)
+    stage_config(root, staging)
+    shutil.copy2(root / "_toc.yml", staging / "_toc.yml")
     shutil.copytree(root / "book", staging / "book")
     (staging / "notebooks").mkdir()
-    for chapter in list_chapters(root):
-        if chapters is not None and chapter.slug not in chapters:
-            continue
-        params = {"data": data, "profile": profile, "seed": seed}
-        params = {k: v for k, v in params.items() if k in chapter.parameters}
-        nb_path = execute_chapter(chapter, params, cache_dir=output / "cache", force=force, progress=progress)
+    for chapter in selected:
+        chapter_params = {"data": data, "profile": profile, "seed": seed, **extra}
+        chapter_params = {k: v for k, v in chapter_params.items() if k in chapter.parameters}
+        nb_path = execute_chapter(chapter, chapter_params, cache_dir=output / "cache", force=force,
+                                  progress=progress)
         shutil.copy2(nb_path, staging / "notebooks" / f"{chapter.slug}.ipynb")
+        # the MyST source, offered for download beside the notebook (deipp_core.sphinxext)
+        shutil.copy2(chapter.path, staging / "notebooks" / f"{chapter.slug}.md")
     if chapters is not None:
-        _restrict_toc(staging / "_toc.yml", chapters)
+        import nbformat
+
+        for chapter in list_chapters(root):
+            if chapter.slug not in chapters:
+                nbformat.write(_stub_notebook(chapter, chapters), staging / "notebooks" / f"{chapter.slug}.ipynb")
+    return _jupyter_book(staging, output)
+
+
+def _jupyter_book(staging: Path, output: Path) -> Path:
+    """``jupyter-book build -W -n --keep-going`` of a staged book; returns the ``html`` folder."""
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(staging), "--path-output", str(output.parent if output.name == "_build" else output),
            "-W", "-n", "--keep-going"]
