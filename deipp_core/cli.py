@@ -106,6 +106,10 @@ def _chapter_params(args) -> dict:
             if name in params:
                 raise ParameterError(f"--{name} and --param {name}=... both given; keep one")
             params[name] = value
+    if getattr(args, "source_data", None):
+        if "source_data" in params:
+            raise ParameterError("--source-data and --param source_data=... both given; keep one")
+        params["source_data"] = str(Path(args.source_data).expanduser().resolve())
     return params
 
 
@@ -140,7 +144,8 @@ def _cmd_chapter(args) -> int:
     if not args.no_build:
         profile = params.get("profile", chapter.parameters.get("profile", "quick"))
         html = build_book(profile=profile, data=params.get("data", "twin"), seed=params.get("seed", 0),
-                          output=root / "_build" / "chapters" / chapter.slug, chapters=[chapter.slug])
+                          output=root / "_build" / "chapters" / chapter.slug, chapters=[chapter.slug],
+                          params={k: v for k, v in params.items() if k not in ("data", "profile", "seed")})
         print(f"page: {html / 'notebooks' / (chapter.slug + '.html')}")
     return 0
 
@@ -153,7 +158,9 @@ def _cmd_book(args) -> int:
     if args.bids:
         resolve_data(data)  # a clear error before any chapter runs
     output = _check_output(Path(args.output), True, "--output") if args.output else None
-    html = build_book(profile=args.profile, data=data, seed=args.seed, output=output, force=args.force)
+    extra = {"source_data": str(Path(args.source_data).expanduser().resolve())} if args.source_data else None
+    html = build_book(profile=args.profile, data=data, seed=args.seed, output=output, force=args.force,
+                      params=extra)
     print(f"site: {html / 'index.html'}")
     return 0
 
@@ -225,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other parameter of the chapter (repeatable)")
     p.add_argument("--force", action="store_true", help="re-execute even if a cached result exists")
     p.add_argument("--no-build", action="store_true", help="execute only; do not rebuild the page")
+    p.add_argument("--source-data", metavar="PATH",
+                   help="folder of the paper's published figure source data (figshare); shown beside this build")
     p.set_defaults(func=_cmd_chapter)
 
     p = sub.add_parser("book", help="execute every chapter and build the website")
@@ -232,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bids", metavar="PATH", help="build on a local copy of ds006815 instead of the twin")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--output", help="build folder (default: _build in the repository)")
+    p.add_argument("--source-data", metavar="PATH",
+                   help="folder of the paper's published figure source data (figshare), given to the chapters "
+                        "that show it")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_book)
 
