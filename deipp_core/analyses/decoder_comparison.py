@@ -567,8 +567,10 @@ def compare_decoders(
     predictions = pd.concat([rows_train, rows_eval], ignore_index=True)[
         ["kind", "session", "run", "bin", "rating"]]
     cvs, levels, tables, selection = {}, {}, [], []
-    if n_jobs not in (None, 1):  # start the worker pool now, so that no decoder's time includes it
-        Parallel(n_jobs=n_jobs)(delayed(int)(0) for _ in range(4))
+    if n_jobs not in (None, 1):
+        # start the workers and import this module (hence the model code) in them now, so that no
+        # decoder's time includes the start-up
+        Parallel(n_jobs=n_jobs)(delayed(default_grid)("ridge", 3) for _ in range(4))
     for name in decoders:
         logger.info("sub-%s: decoder %s", features.participant, name)
         cv = nested_loso_decoder(X_train, y, groups, decoder=name, X_eval=X_eval,
