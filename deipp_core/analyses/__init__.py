@@ -14,6 +14,7 @@ module                       analysis (``reference/deipp_methods.md`` section)
 ``decoder_comparison``       LASSO-PCR vs PCR, ridge, linear SVR and CPM (beyond the paper)
 ``explanation``              Haufe patterns, weight stability, pipeline permutation test (beyond the paper)
 ``ledger``                   the abstract's claims beside this build's numbers
+``planner``                  study planner: sessions needed for a target r (beyond the paper)
 ===========================  ==========================================================================
 """
 
@@ -22,6 +23,7 @@ from deipp_core.analyses.controls import first_sessions_control, motion_control,
 from deipp_core.analyses.cross_participant import cross_participant, feature_overlap, generalization_table
 from deipp_core.analyses.importance import region_importance, region_weights
 from deipp_core.analyses.ledger import build_ledger
+from deipp_core.analyses.planner import fit_saturating, plan_table, sessions_needed
 from deipp_core.analyses.prediction import (
     PredictionResult,
     edge_recovery,
@@ -55,4 +57,7 @@ __all__ = [
     "null_calibration",
     "calibration_summary",
     "build_ledger",
+    "fit_saturating",
+    "sessions_needed",
+    "plan_table",
 ]
