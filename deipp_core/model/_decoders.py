@@ -45,7 +45,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from deipp_core.model._gram import _Decomposition, _decompose
-from deipp_core.model._lassopcr import _components
+from deipp_core.model._lassopcr import _components, _resolve_solver
 
 __all__ = ["PCRegression", "GramRidge", "CPM"]
 
@@ -93,7 +93,28 @@ def _fit_spectral(estimator, X: np.ndarray, y: np.ndarray, filters) -> None:
     estimator.singular_values_ = dec.s
 
 
-class PCRegression(RegressorMixin, BaseEstimator):
+class _LinearPredictMixin:
+    """``predict(X) = intercept_ + X @ coef_`` for the fitted linear decoders of this module."""
+
+    def predict(self, X):
+        """Predict ``intercept_ + X @ coef_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.intercept_ + X @ self.coef_
+
+
+class PCRegression(_LinearPredictMixin, RegressorMixin, BaseEstimator):
     """Principal component regression: PCA, then OLS on the scores of the first components.
 
     The textbook alternative to the DEIPP decoder's LASSO selection: components are kept by
@@ -169,8 +190,7 @@ class PCRegression(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        self.solver_ = "gram" if (self.solver == "auto" and X.shape[0] < X.shape[1]) else (
-            "explicit" if self.solver == "auto" else self.solver)
+        self.solver_ = _resolve_solver(self.solver, *X.shape)
         comps = _components(X, y, self.solver_)
         q = comps["s"].size
         k = q if self.n_components is None else min(int(self.n_components), q)
@@ -180,25 +200,8 @@ class PCRegression(RegressorMixin, BaseEstimator):
         self.intercept_ = float(comps["y_mean"] - comps["mean"] @ self.coef_)
         return self
 
-    def predict(self, X):
-        """Predict ``intercept_ + X @ coef_``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.intercept_ + X @ self.coef_
-
-
-class GramRidge(RegressorMixin, BaseEstimator):
+class GramRidge(_LinearPredictMixin, RegressorMixin, BaseEstimator):
     """Ridge regression with an unpenalised intercept, solved exactly through the Gram matrix.
 
     Minimises ``‖y − b0 − X w‖² + alpha·‖w‖²`` (the objective of ``sklearn.linear_model.Ridge``).
@@ -269,23 +272,6 @@ class GramRidge(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         _fit_spectral(self, X, y, lambda s: _ridge_filters(s, self.alpha))
         return self
-
-    def predict(self, X):
-        """Predict ``intercept_ + X @ coef_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.intercept_ + X @ self.coef_
 
 
 # ----------------------------------------------------------------------------------------------
@@ -368,7 +354,7 @@ def _cpm_predict(strengths_new: np.ndarray, coefs: np.ndarray) -> np.ndarray:
             + coefs[:, 2:3] * strengths_new[:, G:].T)
 
 
-class CPM(RegressorMixin, BaseEstimator):
+class CPM(_LinearPredictMixin, RegressorMixin, BaseEstimator):
     """Connectome-based predictive modelling (Shen et al. 2017).
 
     1. Feature selection: the Pearson correlation of every feature (edge) with the target over the
@@ -469,20 +455,3 @@ class CPM(RegressorMixin, BaseEstimator):
         self.coef_ = masks @ self.strength_coef_
         self.intercept_ = float(coefs[0, 0])
         return self
-
-    def predict(self, X):
-        """Predict ``intercept_ + X @ coef_`` (= the linear model of the network strengths).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.intercept_ + X @ self.coef_
