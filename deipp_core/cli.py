@@ -110,6 +110,10 @@ def _chapter_params(args) -> dict:
         if "source_data" in params:
             raise ParameterError("--source-data and --param source_data=... both given; keep one")
         params["source_data"] = str(Path(args.source_data).expanduser().resolve())
+    if getattr(args, "tops_weights", None):
+        if "tops_weights" in params:
+            raise ParameterError("--tops-weights and --param tops_weights=... both given; keep one")
+        params["tops_weights"] = str(Path(args.tops_weights).expanduser().resolve())
     return params
 
 
@@ -232,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other parameter of the chapter (repeatable)")
     p.add_argument("--force", action="store_true", help="re-execute even if a cached result exists")
     p.add_argument("--no-build", action="store_true", help="execute only; do not rebuild the page")
+    p.add_argument("--tops-weights", metavar="PATH",
+                   help="the ToPS weights (model/ToPS_weight.mat of the ToPS repository, on request from its "
+                        "authors) for the chapters that run the ToPS comparison (what-cannot-be-rerun)")
     p.add_argument("--source-data", metavar="PATH",
                    help="folder of the paper's published figure source data (figshare); shown beside this build")
     p.set_defaults(func=_cmd_chapter)

@@ -15,6 +15,7 @@ module                       analysis (``reference/deipp_methods.md`` section)
 ``explanation``              Haufe patterns, weight stability, pipeline permutation test (beyond the paper)
 ``ledger``                   the abstract's claims beside this build's numbers
 ``planner``                  study planner: sessions needed for a target r (beyond the paper)
+``tops``                     ToPS comparison pipeline (DCC-GARCH), twin demonstration (§10.5)
 ===========================  ==========================================================================
 """
 
