@@ -160,3 +160,22 @@ def test_data_source_admonition_says_simulated_and_null(tmp_path):
     assert "planted pain signal" in data_source_admonition(planted, prof)
     assert "no pain signal" in data_source_admonition(null, prof)
     assert "SIMULATED" not in data_source_admonition(real, prof)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_ledger_page_shows_published_values_and_names_a_missing_file(tmp_path, rng, quick_twin_root):
+    from deipp_core import book
+
+    made = write_source_data(tmp_path / "src", rng)
+    gone = next((tmp_path / "src").rglob("sub-02_predict_rating_test_indparc_srcdat_y_yfit_session.csv"))
+    gone.unlink()
+    chapter = book.get_chapter("ledger")
+    nb = book.execute_chapter(chapter, {"profile": "quick", "source_data": str(tmp_path / "src")},
+                              cache_dir=tmp_path / "cache", progress=False)
+    text = nb.read_text()
+    assert "published (source data)" in text
+    r01 = [pearson_r(made["test"][("01", u)]["actualpain"], made["test"][("01", u)]["predictedpain"])
+           for u in ("1min", "2min", "run", "session")]
+    assert f"r = {min(r01):.2f}–{max(r01):.2f}" in text
+    assert f"missing {gone.name} under" in text
