@@ -265,3 +265,71 @@ def test_compare_tops_refuses_weights_on_the_twin_and_real_data_without_weights(
         compare_tops(real, ["01"])
     with pytest.raises(DataLayoutError, match="absent.mat"):
         compare_tops(real, ["01"], tops_weights=tmp_path / "absent.mat")
+
+
+# ----------------------------------------------------------------------------------------------
+# Real-data path: region means from a NIfTI, BOLD file lookup, CLI option
+# ----------------------------------------------------------------------------------------------
+
+
+def _nifti_pair(rng, n_vol=30):
+    nib = pytest.importorskip("nibabel")
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    lab = np.zeros((4, 4, 4), np.int16)
+    lab[:2, :2], lab[2:, :2], lab[:2, 2:], lab[2:, 2:, :2] = 1, 2, 3, 4
+    bold = rng.normal(size=(4, 4, 4, n_vol)).astype(np.float32)
+    return nib.Nifti1Image(lab, aff), nib.Nifti1Image(bold, aff), lab, bold
+
+
+def test_fan_region_timeseries_is_the_mean_within_each_label(rng):
+    from deipp_core.analyses.tops import fan_region_timeseries
+
+    atlas, bold, lab, data = _nifti_pair(rng)
+    ts = fan_region_timeseries(bold, atlas, n_regions=4)
+    ref = np.stack([data[lab == k].mean(axis=0) for k in range(1, 5)], axis=1)
+    np.testing.assert_allclose(ts, ref, atol=1e-6)
+    with pytest.raises(DataFormatError, match="expected 279"):
+        fan_region_timeseries(bold, atlas)
+
+
+def test_fan_region_timeseries_refuses_another_grid(rng):
+    import nibabel as nib
+
+    from deipp_core.analyses.tops import fan_region_timeseries
+
+    atlas, _, _, _ = _nifti_pair(rng)
+    other = nib.Nifti1Image(rng.normal(size=(5, 4, 4, 10)).astype(np.float32),
+                            np.diag([3.0, 3.0, 3.0, 1.0]))
+    with pytest.raises(DataFormatError, match="same shape and affine"):
+        fan_region_timeseries(other, atlas, n_regions=4)
+
+
+def test_bold_region_source_names_missing_files_and_checks_volumes(tmp_path, rng):
+    import nibabel as nib
+
+    from deipp_core.analyses.tops import bold_region_source
+
+    atlas, bold, _, _ = _nifti_pair(rng, n_vol=30)
+    nib.save(atlas, tmp_path / "atlas.nii.gz")
+    run = _participant().rating_runs()[0]  # 260 volumes
+    template = "sub-{participant}_ses-{session}_run-{run}_bold.nii.gz"
+    source = bold_region_source(tmp_path, tmp_path / "atlas.nii.gz", template=template, n_regions=4)
+    with pytest.raises(DataLayoutError, match="sub-01_ses-01_run-1_bold.nii.gz"):
+        source(run, "01")
+    nib.save(bold, tmp_path / "sub-01_ses-01_run-1_bold.nii.gz")
+    with pytest.raises(DataFormatError, match="has 30 volumes but ses-01_task-rating_run-1 has 260"):
+        source(run, "01")
+    with pytest.raises(DataLayoutError, match="atlas"):
+        bold_region_source(tmp_path, tmp_path / "absent.nii", template=template)
+
+
+def test_cli_passes_tops_weights_to_the_chapter(tmp_path):
+    from deipp_core.cli import _chapter_params, build_parser
+
+    args = build_parser().parse_args(["chapter", "what-cannot-be-rerun",
+                                      "--tops-weights", str(tmp_path / "w.mat")])
+    assert _chapter_params(args)["tops_weights"] == str((tmp_path / "w.mat").resolve())
+    args = build_parser().parse_args(["chapter", "what-cannot-be-rerun", "--tops-weights", "w.mat",
+                                      "--param", "tops_weights=x"])
+    with pytest.raises(ParameterError, match="both given"):
+        _chapter_params(args)

@@ -723,7 +723,7 @@ def fan_region_timeseries(bold, atlas, *, n_regions: int = FAN_N_REGIONS) -> np.
     from nilearn.maskers import NiftiLabelsMasker
 
     masker = NiftiLabelsMasker(labels_img=str(atlas) if isinstance(atlas, Path) else atlas,
-                               strategy="mean", standardize=False, detrend=False,
+                               strategy="mean", standardize=None, detrend=False,
                                resampling_target=None, keep_masked_labels=False)
     try:
         ts = masker.fit_transform(str(bold) if isinstance(bold, Path) else bold)
