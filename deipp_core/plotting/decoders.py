@@ -137,7 +137,8 @@ def plot_decoder_differences(
     _check(paired, (col, f"{col}_ci_low", f"{col}_ci_high"), "paired")
     parts = list(dict.fromkeys(paired["participant"])) if participants is None else list(participants)
     decoders = _order(paired)
-    fig, axes = plt.subplots(1, len(parts), figsize=(4.6 * len(parts), 3.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(parts), figsize=(max(4.6 * len(parts), 6.0), 3.2), squeeze=False,
+                             sharey=True)
     for i, part in enumerate(parts):
         ax = axes[0, i]
         _dodged(ax, paired[paired["participant"] == part], decoders, col, f"{col}_ci_low", f"{col}_ci_high")
