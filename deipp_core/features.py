@@ -457,8 +457,10 @@ def cached_features(
     ``sub-<label>_desc-featurerows_key-<key>.npz``. The key is a hash of the participant's data
     (the bytes of every run's time series, confounds and rating, and the atlas's included parcels),
     ``params``, ``include_rest``, ``kinds`` and the code of the feature modules, so the cached table is
-    the one :func:`participant_features` would return, bit for bit. A new key replaces the old entry
-    (one version per participant is kept).
+    the one :func:`participant_features` would return, bit for bit. Each setting of ``params``,
+    ``include_rest`` and ``kinds`` other than the defaults gets its own entry (``desc-features<hash>``),
+    so chapters that use different settings do not evict each other; a new key of the same setting
+    (changed data or code) replaces the old entry.
 
     Parameters
     ----------
@@ -492,8 +494,12 @@ def cached_features(
         _parse_bin_kind(kind, params)
     key = hash_key("features", code_digest(_FEATURE_SOURCES), _participant_digest(participant),
                    dataclasses.asdict(params), bool(include_rest), list(kinds))
+    setting = [dataclasses.asdict(params), bool(include_rest), list(kinds)]
+    default = [dataclasses.asdict(RatingParams()), True, list(BIN_KINDS)]
+    variant = "" if setting == default else hash_key(*setting)[:8]
     store = ArrayCache(folder / f"sub-{participant.label}")
-    x_name, meta_name = f"sub-{participant.label}_desc-features", f"sub-{participant.label}_desc-featurerows"
+    x_name = f"sub-{participant.label}_desc-features{variant}"
+    meta_name = f"sub-{participant.label}_desc-featurerows{variant}"
     meta = store.load_npz(meta_name, key)  # written after X: present means X is complete
     if meta is not None:
         X = store.load(x_name, key, mmap=True)

@@ -151,11 +151,14 @@ def test_feature_key_follows_the_parameters(twin, monkeypatch):
     assert len(computed) == 3
     assert not np.array_equal(default.X[:10], lag0.X[:10])
     assert set(no_rest.rows["kind"]) == {"rbin10", "run"}
-    # One version per participant is kept: each new key replaced the previous entry.
-    assert len(list((_cache_dir(twin) / "sub-01").glob("sub-01_desc-features_key-*.npy"))) == 1
+    # Each setting has its own entry, so they do not evict each other.
+    assert len(list((_cache_dir(twin) / "sub-01").glob("sub-01_desc-features*_key-*.npy"))) == 3
     _assert_same_features(participant_features(dataset["01"], include_rest=False, kinds=("rbin10",)),
                           cached_features(dataset, "01", include_rest=False, kinds=("rbin10",)))
-    assert len(computed) == 3
+    _assert_same_features(participant_features(dataset["01"], RatingParams(lag_tr=0)),
+                          cached_features(dataset, "01", RatingParams(lag_tr=0)))
+    _assert_same_features(participant_features(dataset["01"]), cached_features(dataset, "01"))
+    assert len(computed) == 3  # the three cached calls were read (the references do not count)
 
 
 def test_predict_participant_uses_the_feature_cache(twin, monkeypatch):
@@ -213,6 +216,9 @@ def test_rewritten_inputs_give_the_new_values_and_new_features(twin):
     after = cached_features(reread, "01")
     _assert_same_features(participant_features(expected["01"]), after)
     assert not np.array_equal(after.X, X_before)  # the new data's features, not the stale table
+    # The new key replaced the stale entry (one version per setting).
+    assert len(list((_cache_dir(twin) / "sub-01").glob("sub-01_desc-features_key-*.npy"))) == 1
+    assert len(list((_cache_dir(twin) / "sub-01").glob("sub-01_desc-featurerows_key-*.npz"))) == 1
 
 
 def test_a_changed_atlas_header_is_still_checked(twin):
