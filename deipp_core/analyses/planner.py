@@ -29,13 +29,16 @@ r are modelled on Fisher's z scale, ``atanh r ~ Normal(atanh r(m, T), s²(m, T))
     s²(m, T) = (τ₁² + τ₂²/T) / m · fpc(m) + σ₀²,   fpc(m) = (n − m) / (n − 1),
 
 fitted to the per-condition variances by non-negative least squares, reweighted by the inverse fitted
-variance (``τ₂ = 0`` in the sessions-only form). ``fpc`` is the finite-population correction of drawing ``m`` sessions from the ``n = S − 1``
-available: near ``m = S − 2`` the draws overlap and their r barely vary, which says nothing about a
-new person. Predictions for a new person drop it (sessions from an unlimited pool):
+variance (``τ₂ = 0`` in the sessions-only form). ``fpc`` is the finite-population correction of
+drawing ``m`` sessions from the ``n = S − 1`` available: near ``m = S − 2`` the draws overlap and
+their r barely vary, which says nothing about a new person. Predictions for a new person drop it
+(sessions from an unlimited pool):
 ``s²(m, T) = (τ₁² + τ₂²/T)/m + σ₀²``. Then ``P(r ≥ X | m, T) = 1 − Φ((atanh X − atanh r(m, T)) /
 s(m, T))``, and the number of sessions needed is the smallest ``m`` with ``P ≥`` the requested
 probability — found on the fitted curve, so it may lie beyond the largest ``m`` measured
-(extrapolation, flagged).
+(extrapolation, flagged). The curve is fitted to the *mean* r but used as the centre (the median) on
+the z scale; the two differ by a term of second order in ``s`` (about ``−r(1 − r²)s²/2``), small when
+many sessions keep the spread small and a slight optimism at very few sessions.
 
 **Uncertainty.** The repetitions of each condition are resampled with replacement (``n_boot`` times)
 and both models refitted; the bootstrap distribution of the answer gives its interval. This captures
@@ -211,8 +214,19 @@ class SaturatingCurve:
         K0, K1, K2 = self._theta(level)[:3]
         return saturating_model(_check_m(m), K0, K1, K2, self._minutes(minutes))
 
-    def band(self, m, *, level: str = "1min", minutes=None, ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, m, *, level: str = "1min", minutes=None,
+             ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Percentile bootstrap interval of the expected r at each ``m``.
+
+        Parameters
+        ----------
+        m : array-like of float
+            Numbers of training sessions.
+        level : str, default="1min"
+        minutes : float, optional
+            Minutes of data per session (default: full sessions).
+        ci : float, default=0.95
+            Coverage.
 
         Returns
         -------
