@@ -37,8 +37,9 @@ their r barely vary, which says nothing about a new person. Predictions for a ne
 s(m, T))``, and the number of sessions needed is the smallest ``m`` with ``P ≥`` the requested
 probability — found on the fitted curve, so it may lie beyond the largest ``m`` measured
 (extrapolation, flagged). The curve is fitted to the *mean* r but used as the centre (the median) on
-the z scale; the two differ by a term of second order in ``s`` (about ``−r(1 − r²)s²/2``), small when
-many sessions keep the spread small and a slight optimism at very few sessions.
+the z scale. For positive r the mean lies below the median by about ``r(1 − r²)s²`` (second order in
+``s``): negligible when many sessions keep the spread small, and at very few sessions it makes the
+probabilities slightly conservative.
 
 **Uncertainty.** The repetitions of each condition are resampled with replacement (``n_boot`` times)
 and both models refitted; the bootstrap distribution of the answer gives its interval. This captures
