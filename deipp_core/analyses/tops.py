@@ -54,10 +54,13 @@ for 279 regions × 1,304 frames on one core); Q and R are computed in time block
 ``block_size`` frames, so memory is O(block·P²) for the likelihood and O(block·E) for the edges,
 never T × E × E; :func:`tops_scores` never holds the T × E edge matrix.
 
-Differences from the MATLAB code (Monte-Carlo-free but numerically not bitwise): the optimisers
-(SLSQP / L-BFGS-B vs ``fmincon``), and the ARMA presample: the ARMA residuals start from the
+Differences from the MATLAB code (deterministic, but not bitwise equal): the optimisers (SciPy
+SLSQP / L-BFGS-B instead of ``fmincon``); the ARMA presample: the residuals start from the
 unconditional mean with a zero presample innovation (conditional likelihood), where MATLAB's
-``arima/estimate`` treats the presample its own way; only the first frames differ. Regions whose
+``arima/estimate``/``infer`` treat the presample their own way; and the output R_t is computed from the
+same standardised residuals as the fit, whereas the toolbox's ``dcc_mvgarch_full_likelihood``
+recomputes the GARCH variances, possibly with another first-frame initialisation (that file was not
+available to check). Apart from optimiser tolerances, only the first frames differ. Regions whose
 time series is constant (e.g. all zero, outside the brain mask) are left out of the fit and their
 edges are NaN, as in ``DCC_garch_jj``.
 """
@@ -1226,7 +1229,8 @@ def describe_comparison(comparison: TopsComparison) -> dict[str, str]:
     reading = (
         "How to read {numref}`fig-what-cannot-be-rerun-levels` and {numref}`fig-what-cannot-be-rerun-trace`: "
         f"the fitted DCC parameters are a = {fits['a'].median():.2g} and b = {fits['b'].median():.2f} "
-        "(medians over runs). A small a means that the correlations move little from frame to frame; "
+        "(medians over runs; when a is this small, b hardly changes anything). A small a means that "
+        "the correlations move little from frame to frame; "
         "what moves is a·(an exponentially weighted average of the recent co-fluctuations, over about "
         "1/(1 − b) frames), so the score's changes within a run are small in absolute terms "
         f"(standard deviation within runs {within_sd:.2g}, against {between_sd:.2g} between the run "

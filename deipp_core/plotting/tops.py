@@ -76,7 +76,8 @@ def plot_score_trace(result, session: str | None = None, run: int | None = None,
             label=f"{result.label} score (DCC)")
     ax.set_xlabel("Time in run (min, kept frames)")
     ax.set_ylabel("z-score")
-    ax.set_title(f"Participant {result.participant}, session {session}, run {int(run)}", fontsize=10)
+    who = int(result.participant) if str(result.participant).isdigit() else result.participant
+    ax.set_title(f"Participant {who}, session {session}, run {int(run)}", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper right")
     ax.spines[["top", "right"]].set_visible(False)
     return fig
