@@ -238,8 +238,8 @@ def _first_nan(values: np.ndarray) -> tuple[int, int] | None:
 def _read_table(path: Path, what: str, **kwargs) -> pd.DataFrame:
     """``pandas.read_csv`` (C engine) with every failure turned into a DataFormatError naming ``path``.
 
-    A gzipped file is decompressed in one call before parsing (about 15 % faster than letting pandas
-    stream it through :mod:`gzip`; the parsed values are the same).
+    A gzipped file is decompressed in one call before parsing (up to ~15 % faster than letting pandas
+    stream it through :mod:`gzip`, benchmarks/bench_data_cache.py; the parsed values are the same).
     """
     try:
         source = path
