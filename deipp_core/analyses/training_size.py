@@ -24,7 +24,8 @@ the drawn sessions plus cross-products with the held-out rows
 (:func:`deipp_core.model.fit_predict_gram`). All session draws are made first; draws that pick the
 same training sessions share one fit (near m = S − 2 most do: there are only S(S − 1)/2 distinct sets
 at m = S − 2, against 100·S draws), which predicts each held-out session at that session's λ. The
-distinct fits run in chunks on joblib (loky) workers with one BLAS thread each; joblib memory-maps the
+distinct fits run in chunks on joblib workers (loky processes by default, or the backend chosen with
+``joblib.parallel_config``, e.g. a Dask cluster) with one BLAS thread each; joblib memory-maps the
 Gram matrices, so each worker reads them once. The bootstrap of all repetitions of a level is a
 handful of matrix products over one set of resample counts.
 """
@@ -575,8 +576,10 @@ def training_size(
     n_boot : int, default=10_000
         Hierarchical bootstrap resamples for the p of each (size, rep) and level.
     n_jobs : int or None, default=1
-        Parallel workers (joblib, loky) for the fits, one BLAS thread each; ``-1``: all cores. Fits
-        use one BLAS thread in every case, so results are identical for any ``n_jobs``.
+        Parallel workers for the fits, one BLAS thread each; ``-1``: all cores. The joblib backend
+        is loky unless the caller picks another with ``joblib.parallel_config`` (e.g.
+        ``backend="dask"``). Fits use one BLAS thread in every case, so results are identical for
+        any ``n_jobs`` and backend.
     reference_size : int, default=4
         The "conventional" amount of data whose mean r and % significant are reported.
     thresholds : sequence of float, default=(50, 90, 95, 97.5, 99)
@@ -718,7 +721,7 @@ def training_size(
     else:
         n_workers = effective_n_jobs(n_jobs)
         chunks = _make_chunks(fits, unit_counts, min(len(fits), 16 * n_workers))
-        out = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(
+        out = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(  # backend: joblib.parallel_config
             delayed(_run_fits)(*args, chunk) for chunk in chunks
         )
         for chunk_out in out:
