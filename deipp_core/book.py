@@ -284,6 +284,10 @@ def _prepare_path_parameters(params: dict) -> dict:
             from deipp_core.data.source_data import read_source_data
 
             read_source_data(path)  # DataLayoutError when the folder is absent or holds no source data
+        elif name == "tops_weights":
+            from deipp_core.analyses.tops import read_tops_weights
+
+            read_tops_weights(path)  # DataLayoutError when absent, DataFormatError when unreadable
         params[name] = str(path)
     return params
 

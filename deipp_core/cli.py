@@ -188,8 +188,14 @@ def _cmd_plan(args) -> int:
         raise ParameterError(f"--probability must be in [0.5, 1); got {args.probability}")
     if args.n_boot < 1:
         raise ParameterError(f"--n-boot must be a positive integer; got {args.n_boot}")
+    if args.n_jobs == 0:
+        raise ParameterError("--n-jobs must be a number of workers >= 1, or -1 for all cores; got 0")
+    if args.minutes is not None and min(args.minutes) <= 0:
+        raise ParameterError(f"--minutes values must be positive session lengths; got {args.minutes}")
     data = str(Path(args.bids).expanduser().resolve()) if args.bids else "twin"
-    wanted = None if args.participant in (None, "all") else args.participant
+    # the data folder and the participant are checked before the twin is generated or read
+    checked = _check_data_and_participant({"data": data, "participant": args.participant})
+    wanted = None if checked["participant"] in (None, "all") else checked["participant"]
     dataset = load_dataset(data, profile=args.profile, seed=args.seed, participants=wanted)
     curves = {}
     for label in sorted(dataset.participants):
@@ -263,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--participant", default="all", help='"01", "02" or "all"')
     p.add_argument("--profile", choices=["quick", "book", "paper"], default="quick")
     p.add_argument("--bids", metavar="PATH", help="plan from a local copy of ds006815 instead of the twin")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--minutes", type=float, nargs="+", metavar="MIN",
                    help="plan for sessions of these many minutes instead of full sessions, e.g. 10 20 30 "
                         "(runs the run-subset training-size fits)")

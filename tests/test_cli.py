@@ -331,3 +331,59 @@ def test_parser_is_the_one_line_parser_for_every_subcommand():
     parser = cli.build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
     assert subparsers and all(isinstance(p, cli._Parser) for p in subparsers.values())
+
+
+# ---------------------------------------------------------------------- chapter files, plan command
+
+
+@pytest.mark.parametrize("option, slug, fragment", [
+    ("--source-data", "prediction", "source"),
+    ("--tops-weights", "what-cannot-be-rerun", "does not exist"),
+])
+def test_missing_input_files_are_data_errors_before_execution(option, slug, fragment, tmp_path, capsys,
+                                                               monkeypatch):
+    if slug not in SLUGS:
+        pytest.skip(f"no chapter {slug} in this book")
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("the data were resolved although an input file is missing")
+
+    monkeypatch.setattr("deipp_core.data.resolve_data", no_generation)
+    code, line = _run(["chapter", slug, option, str(tmp_path / "missing"), "--no-build"], capsys)
+    assert code == 1 and fragment in line.lower() and str(tmp_path / "missing") in line
+
+
+def test_tops_weights_of_the_wrong_size_are_a_data_error(tmp_path, capsys, monkeypatch):
+    if "what-cannot-be-rerun" not in SLUGS:
+        pytest.skip("no ToPS chapter in this book")
+    bad = tmp_path / "weights.csv"
+    bad.write_text("0.1\n0.2\n0.3\n")
+    code, line = _run(["chapter", "what-cannot-be-rerun", "--tops-weights", str(bad), "--no-build"], capsys)
+    assert code == 1 and str(bad) in line
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--target-r", "1.5"], "--target-r values must lie strictly between 0 and 1"),
+    (["--target-r", "0"], "--target-r values must lie strictly between 0 and 1"),
+    (["--target-r", "high"], "argument --target-r: invalid float value: 'high'"),
+    (["--probability", "0.3"], "--probability must be in [0.5, 1)"),
+    (["--n-boot", "0"], "--n-boot must be a positive integer"),
+    (["--n-jobs", "0"], "--n-jobs must be a number of workers >= 1, or -1"),
+    (["--minutes", "-5"], "--minutes values must be positive"),
+    (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
+    (["--level", "hour"], "argument --level: invalid choice: 'hour'"),
+    (["--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
+    (["--participant", "03"], "unknown participant '03'; choose 'all' or one of 01, 02"),
+])
+def test_plan_option_errors_come_before_any_work(argv, fragment, capsys, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data were loaded although an argument is wrong")
+
+    monkeypatch.setattr("deipp_core.data.load_dataset", no_loading)
+    code, line = _run(["plan", *argv], capsys)
+    assert code == 2 and fragment in line
+
+
+def test_plan_missing_bids_folder_is_a_data_error(tmp_path, capsys):
+    code, line = _run(["plan", "--bids", str(tmp_path / "nope")], capsys)
+    assert code == 1 and "neither 'twin' nor an existing folder" in line
