@@ -107,16 +107,25 @@ def _rating_on_tr_grid(resp: np.ndarray) -> np.ndarray:
 
 
 def _module_signs(meta: dict, n_parcels: int) -> np.ndarray:
-    s = np.zeros(n_parcels)
-    s[meta["modules"]["A"]] = 1.0
-    s[meta["modules"]["B"]] = -1.0
+    """Sign vectors of the coupling groups, shape (K, n_parcels): +1 on A, −1 on B, 0 elsewhere."""
+    module = np.zeros(n_parcels)
+    module[meta["modules"]["A"]] = 1.0
+    module[meta["modules"]["B"]] = -1.0
+    groups = meta.get("coupling_groups") or [meta["modules"]["A"] + meta["modules"]["B"]]
+    s = np.zeros((len(groups), n_parcels))
+    for k, parcels in enumerate(groups):
+        s[k, parcels] = module[parcels]
     return s
 
 
 def _oracle_cofluctuation(bold: np.ndarray, signs: np.ndarray) -> np.ndarray:
-    """Σ over planted edges of sign·z_i·z_j per frame, via ½[(Σ s_i z_i)² − Σ s_i² z_i²]."""
+    """Σ over planted edges of sign·z_i·z_j per frame.
+
+    Per coupling group (row of ``signs``): ½[(Σ s_i z_i)² − Σ s_i² z_i²]; summed over the groups.
+    """
+    signs = np.atleast_2d(signs)
     z = (bold - bold.mean(0)) / bold.std(0, ddof=1)
-    return 0.5 * ((z @ signs) ** 2 - (z**2) @ (signs**2))
+    return 0.5 * ((z @ signs.T) ** 2 - (z**2) @ (signs**2).T).sum(axis=1)
 
 
 def _oracle_vs_lagged_pain(root: Path, sub: str, signs: np.ndarray, lags=(LAG,)) -> float | list[float]:
@@ -148,9 +157,11 @@ def test_paper_config_is_the_study_layout():
     assert (c.tr, c.n_volumes, c.n_dummy) == (0.46, 1304, 22)
     assert c.first_volume_time == pytest.approx(0.35)
     assert c.atlas_name == "Seitzman300"
-    assert c.lag_tr == 13 and c.module_size == 20
-    # the calibration probe's setting (reference/twin_calibration.md)
-    assert (c.global_amplitude, c.network_amplitude, c.ar_phi, c.coupling_gain) == (0.3, 0.7, 0.9, 0.8)
+    assert c.lag_tr == 13
+    # the calibration probe's brain (reference/twin_calibration.md) ...
+    assert (c.global_amplitude, c.network_amplitude, c.ar_phi) == (0.3, 0.7, 0.9)
+    # ... with the pain encoding calibrated for the training-size curve (test_twin_calibration.py)
+    assert (c.module_size, c.n_coupling_signals, c.coupling_gain, c.session_gain_sd) == (32, 4, 0.5, 0.15)
     assert (c.session_phi, c.session_sd, c.run_shift, c.within_run_tau_s, c.within_run_sd) == (
         0.7, 0.065, (0.0, 0.06, 0.02), 60.0, 0.16)
 
@@ -162,12 +173,15 @@ def test_quick_config_keeps_the_structure_at_a_smaller_size():
     assert (q.tr, q.n_volumes, q.n_rating_runs, q.include_rest) == (p.tr, p.n_volumes, 3, True)
     assert q.atlas_name == "Seitzman300q80"
     assert TwinConfig.quick(coupling_gain=2.0).coupling_gain == 2.0
+    # the probe's encoding: one coupling signal (modules of 8 are too small to split)
+    assert (q.module_size, q.n_coupling_signals, q.coupling_gain, q.session_gain_sd) == (8, 1, 0.8, 0.0)
 
 
 def test_every_effect_knob_is_a_config_field():
     names = {f.name for f in dataclasses.fields(TwinConfig)}
     assert {
-        "coupling_gain", "lag_tr", "module_size", "module_networks", "session_gain_sd",
+        "coupling_gain", "lag_tr", "module_size", "n_coupling_signals", "module_networks",
+        "session_gain_sd",
         "module_dropout", "n_nuisance_modules", "nuisance_gain", "univariate_gain", "pain_mean",
         "session_sd", "run_shift", "within_run_sd", "motion_pain_slope", "motion_artifact_gain",
     } <= names
@@ -282,7 +296,9 @@ def test_every_run_has_1304_volumes_and_consistent_confounds(twin):
 
 def test_ground_truth_files(twin):
     atlas = _atlas(twin)
-    n_edges = math.comb(2 * QUICK.module_size, 2)
+    k_sig = QUICK.n_coupling_signals
+    group_sizes = [len(range(k, QUICK.module_size, k_sig)) for k in range(k_sig)]  # per module
+    n_edges = sum(math.comb(2 * g, 2) for g in group_sizes)
     for sub, nets in zip(QUICK.participants, QUICK.module_networks):
         edges = pd.read_csv(_gt(twin) / f"sub-{sub}" / f"sub-{sub}_desc-groundtruth_edges.tsv", sep="\t")
         assert list(edges.columns) == ["parcel_i", "parcel_j", "sign", "weight"]
@@ -291,9 +307,19 @@ def test_ground_truth_files(twin):
         assert set(edges["sign"]) == {-1, 1}
         assert np.allclose(edges["weight"], QUICK.coupling_gain)
         meta = _meta(twin, sub)
-        assert (meta["lag_tr"], meta["lag_s"], meta["gain"], meta["null"], meta["seed"]) == (13, 5.98, 0.8, False, 0)
+        assert (meta["lag_tr"], meta["lag_s"], meta["gain"], meta["null"], meta["seed"]) == (
+            13, 5.98, QUICK.coupling_gain, False, 0)
         a, b = set(meta["modules"]["A"]), set(meta["modules"]["B"])
         assert len(a) == len(b) == QUICK.module_size and not a & b
+        # coupling groups: a partition of A ∪ B, each with an equal share of A and of B; edges
+        # (and only edges) join parcels of the same group
+        groups = [set(g) for g in meta["coupling_groups"]]
+        assert meta["n_coupling_signals"] == len(groups) == k_sig
+        assert set().union(*groups) == a | b and sum(map(len, groups)) == len(a | b)
+        assert sorted((len(g & a), len(g & b)) for g in groups) == sorted((n, n) for n in group_sizes)
+        group_of = {p: k for k, g in enumerate(groups) for p in g}
+        pairs = edges[["parcel_i", "parcel_j"]].itertuples(index=False)
+        assert all(group_of[i] == group_of[j] for i, j in pairs)
         # signs: + within A and within B, - between
         for i, j, s in edges[["parcel_i", "parcel_j", "sign"]].itertuples(index=False):
             assert s == (1 if (i in a) == (j in a) else -1)
@@ -526,7 +552,7 @@ def test_null_twin_has_the_same_behaviour_and_no_pain_coupling(twin, null_twin):
     a = _run(twin, "01", "ses-02", 3)["bold"]
     b = _run(null_twin, "01", "ses-02", 3)["bold"]
     assert not np.allclose(a, b)
-    other = np.setdiff1d(np.arange(n), np.flatnonzero(_module_signs(_meta(twin, "01"), n)))
+    other = np.setdiff1d(np.arange(n), np.flatnonzero(_module_signs(_meta(twin, "01"), n).any(axis=0)))
     # outside the modules only the motion artefact differs (pain-dependent movement rate)
     assert np.corrcoef(a[:, other].ravel(), b[:, other].ravel())[0, 1] > 0.95
 
@@ -565,7 +591,32 @@ def test_session_variability_knobs_are_written_to_the_ground_truth(tmp_path):
     for nm in meta["nuisance_modules"]:
         assert not set(nm) & module
     edges = pd.read_csv(_gt(root) / "sub-01" / "sub-01_desc-groundtruth_edges.tsv", sep="\t")
-    assert np.allclose(edges["weight"], 0.8 * 0.75**2)
+    assert np.allclose(edges["weight"], config.coupling_gain * 0.75**2)
+
+
+def test_coupling_groups_carry_independent_signals(tmp_path):
+    """Pairs within a coupling group follow lagged pain; pairs across two groups do not."""
+    config = TwinConfig.quick(participants=("01",), n_sessions=(2,), pain_mean=(0.45,),
+                              module_networks=QUICK.module_networks[:1], module_size=12,
+                              n_coupling_signals=2, coupling_gain=1.5)
+    root = generate_twin(tmp_path / "groups", config, seed=3)
+    signs = _module_signs(_meta(root, "01"), len(_atlas(root)))
+    assert signs.shape[0] == 2 and not (signs[0] * signs[1]).any()
+    within = _oracle_vs_lagged_pain(root, "01", signs)
+    runs = list(_rating_runs(root, "01"))
+    across = []
+    for _, _, r in runs:
+        z = (r["bold"] - r["bold"].mean(0)) / r["bold"].std(0, ddof=1)
+        across.append(((z @ signs[0]) * (z @ signs[1]))[LAG:])
+    pain = np.concatenate([r["pain"][: len(r["pain"]) - LAG] for _, _, r in runs])
+    r_across = float(np.corrcoef(np.concatenate(across), pain)[0, 1])
+    assert within > 0.1 and abs(r_across) < 0.05, (within, r_across)
+
+
+@pytest.mark.parametrize("k", [0, 13])
+def test_coupling_signals_must_fit_the_modules(k):
+    with pytest.raises(ParameterError, match="n_coupling_signals"):
+        TwinConfig.quick(module_size=12, n_coupling_signals=k)
 
 
 # ---------------------------------------------------------------------------------------------
