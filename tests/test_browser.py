@@ -94,6 +94,26 @@ def test_internal_links_resolve(site, browser):
     assert outside == []
 
 
+def test_every_chapter_offers_its_notebook_and_myst_source_for_download(site, browser):
+    import json
+
+    base, _ = site
+    for chapter in book.list_chapters(ROOT):
+        page, outside = _open(browser, urljoin(base, f"notebooks/{chapter.slug}.html"))
+        menu = page.locator(".dropdown-download-buttons a[href]")
+        hrefs = {h.rsplit(".", 1)[-1]: h for h in menu.evaluate_all("els => els.map(e => e.href)")}
+        assert {"ipynb", "md"} <= set(hrefs), f"{chapter.slug}: download menu offers {sorted(hrefs)}"
+        nb = page.request.get(hrefs["ipynb"])
+        assert nb.status == 200 and json.loads(nb.text())["cells"], f"{chapter.slug}: .ipynb download broken"
+        md = page.request.get(hrefs["md"])
+        assert md.status == 200 and md.text().startswith("---\njupytext:"), f"{chapter.slug}: .md download broken"
+        assert f"({chapter.slug})=" in md.text(), f"{chapter.slug}: the .md download is not this chapter's source"
+        if not os.environ.get("DEIPP_REPOSITORY_URL"):  # no repository URL: no launch buttons
+            assert page.locator("a[href*='mybinder.org']").count() == 0
+        assert outside == []
+        page.close()
+
+
 def test_search_finds_the_study(site, browser):
     base, _ = site
     page, outside = _open(browser, base + "search.html?q=pain")
