@@ -614,7 +614,7 @@ def cached_decoder_comparison(
 
     from deipp_core.data import data_fingerprint
     from deipp_core.data.derivatives import atomic_write_bytes, code_digest, derivatives_root, hash_key
-    from deipp_core.features import participant_features
+    from deipp_core.features import cached_features
 
     prof = get_profile(profile)
     decoders = list(dict.fromkeys(decoders))
@@ -627,7 +627,7 @@ def cached_decoder_comparison(
         if path.is_file():
             logger.info("sub-%s: reusing the cached decoder comparison %s", label, path.name)
             return joblib.load(path)
-    feats = features if features is not None else participant_features(dataset[label])
+    feats = features if features is not None else cached_features(dataset, label)
     result = compare_decoders(feats, decoders=decoders, profile=prof, seed=seed, n_jobs=n_jobs)
     if use_cache:
         buffer = io.BytesIO()
