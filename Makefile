@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= book
 export DEIPP_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: book test venv lock bench clean
+.PHONY: book test test-paper venv lock bench clean
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ book: venv
 
 test: venv
 	bash scripts/ensure-browser.sh
-	$(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 0; fi; exit $$rc; }
+	$(PY) -m pytest -m "not paper_scale" || { rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 0; fi; exit $$rc; }
+
+test-paper: venv  # the paper-scale checks: twin calibration and ground-truth recovery (~30-60 min)
+	$(PY) -m pytest -m paper_scale
 
 bench: venv
 	$(PY) benchmarks/bench_nested_cv.py

@@ -89,6 +89,7 @@ def test_recovery_metrics_are_at_chance_for_weights_unrelated_to_the_truth(quick
 
 
 @pytest.mark.slow
+@pytest.mark.paper_scale
 @pytest.mark.parametrize("label", ["01", "02"])
 def test_paper_twin_planted_edges_signs_and_regions_are_recovered(deipp_data_dir, label):
     dataset = load_dataset("twin", profile="book", participants=label)  # the paper-scale twin

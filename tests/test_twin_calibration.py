@@ -86,6 +86,7 @@ def test_several_coupling_signals_make_small_training_sets_fail(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.paper_scale
 def test_paper_scale_twin_reproduces_the_papers_qualitative_results(tmp_path):
     root = generate_twin(tmp_path / "paper", TwinConfig.paper(), seed=0, n_jobs=2)
     dataset = load_dataset(root)

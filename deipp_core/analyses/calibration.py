@@ -125,7 +125,7 @@ def null_dataset_table(seed: int, *, scale: str | TwinConfig = "quick", n_boot: 
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"deipp-null-{seed}-") as tmp:
         root = generate_twin(Path(tmp) / f"twin-{config.scale}-seed{seed}-null", config, seed=seed, null=True)
-        dataset = read_dataset(root)
+        dataset = read_dataset(root, use_cache=False)  # read once: a parse cache would only cost writes
         for label in sorted(dataset.participants):
             res = run_prediction(dataset[label], profile=_profile(n_boot), seed=seed)
             for m in res.metrics.itertuples(index=False):
