@@ -42,10 +42,10 @@ import scipy.linalg
 import scipy.stats
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from deipp_core.model._gram import _Decomposition, _decompose
-from deipp_core.model._lassopcr import _components, _resolve_solver
+from deipp_core.model._lassopcr import _components, _LinearPredictMixin, _resolve_solver
 
 __all__ = ["PCRegression", "GramRidge", "CPM"]
 
@@ -91,27 +91,6 @@ def _fit_spectral(estimator, X: np.ndarray, y: np.ndarray, filters) -> None:
     estimator.intercept_ = float(dec.y_mean - mean @ estimator.coef_)
     estimator.n_components_ = int(dec.s.size)
     estimator.singular_values_ = dec.s
-
-
-class _LinearPredictMixin:
-    """``predict(X) = intercept_ + X @ coef_`` for the fitted linear decoders of this module."""
-
-    def predict(self, X):
-        """Predict ``intercept_ + X @ coef_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.intercept_ + X @ self.coef_
 
 
 class PCRegression(_LinearPredictMixin, RegressorMixin, BaseEstimator):

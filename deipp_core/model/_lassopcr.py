@@ -139,7 +139,28 @@ def lambda_grid(X, y, *, solver: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     return _grid_from_strength(comps["strength"], X.shape[0])
 
 
-class LassoPCR(RegressorMixin, BaseEstimator):
+class _LinearPredictMixin:
+    """``predict(X) = intercept_ + X @ coef_`` for the fitted linear decoders (LassoPCR, ``_decoders``)."""
+
+    def predict(self, X):
+        """Predict ``intercept_ + X @ coef_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.intercept_ + X @ self.coef_
+
+
+class LassoPCR(_LinearPredictMixin, RegressorMixin, BaseEstimator):
     """Principal component regression with LASSO component selection and OLS refit (DEIPP decoder).
 
     The estimator of Lee et al. (2026), as coded in ``analysis_predict_rating_modeling.m``
@@ -285,19 +306,3 @@ class LassoPCR(RegressorMixin, BaseEstimator):
         self.intercept_ = float(comps["y_mean"] - comps["mean"] @ self.coef_)
         return self
 
-    def predict(self, X):
-        """Predict ``intercept_ + X @ coef_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.intercept_ + X @ self.coef_
