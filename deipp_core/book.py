@@ -435,6 +435,7 @@ def build_book(
     force: bool = False,
     progress: bool = True,
     params: Mapping[str, object] | None = None,
+    cache_dir: Path | None = None,
 ) -> Path:
     """Execute the chapters and build the HTML site; returns the ``html`` folder.
 
@@ -458,6 +459,9 @@ def build_book(
     params : mapping, optional
         Further chapter parameters (e.g. ``{"source_data": "/data/figshare"}``), each given to every
         chapter that declares it.
+    cache_dir : Path, optional
+        Execution cache (default ``<output>/cache``); ``deipp chapter`` passes the cache it has just
+        executed into, so that building the page does not execute the chapter a second time.
 
     Raises
     ------
@@ -488,8 +492,8 @@ def build_book(
     for chapter in selected:
         chapter_params = {"data": data, "profile": profile, "seed": seed, **extra}
         chapter_params = {k: v for k, v in chapter_params.items() if k in chapter.parameters}
-        nb_path = execute_chapter(chapter, chapter_params, cache_dir=output / "cache", force=force,
-                                  progress=progress)
+        nb_path = execute_chapter(chapter, chapter_params, cache_dir=cache_dir or output / "cache",
+                                  force=force, progress=progress)
         shutil.copy2(nb_path, staging / "notebooks" / f"{chapter.slug}.ipynb")
         # the MyST source, offered for download beside the notebook (deipp_core.sphinxext)
         shutil.copy2(chapter.path, staging / "notebooks" / f"{chapter.slug}.md")

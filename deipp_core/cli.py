@@ -143,13 +143,15 @@ def _cmd_chapter(args) -> int:
     chapter = get_chapter(args.slug)
     params = _check_data_and_participant(check_parameters(chapter, _chapter_params(args)))
     root = book_root()
-    nb = execute_chapter(chapter, params, cache_dir=root / "_build" / "cache", force=args.force)
+    cache_dir = root / "_build" / "cache"
+    nb = execute_chapter(chapter, params, cache_dir=cache_dir, force=args.force)
     print(f"executed notebook: {nb}")
     if not args.no_build:
         profile = params.get("profile", chapter.parameters.get("profile", "quick"))
         html = build_book(profile=profile, data=params.get("data", "twin"), seed=params.get("seed", 0),
                           output=root / "_build" / "chapters" / chapter.slug, chapters=[chapter.slug],
-                          params={k: v for k, v in params.items() if k not in ("data", "profile", "seed")})
+                          params={k: v for k, v in params.items() if k not in ("data", "profile", "seed")},
+                          cache_dir=cache_dir)
         print(f"page: {html / 'notebooks' / (chapter.slug + '.html')}")
     return 0
 

@@ -7,6 +7,7 @@ Unexpected exceptions are not swallowed: they keep their traceback.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -387,3 +388,30 @@ def test_plan_option_errors_come_before_any_work(argv, fragment, capsys, monkeyp
 def test_plan_missing_bids_folder_is_a_data_error(tmp_path, capsys):
     code, line = _run(["plan", "--bids", str(tmp_path / "nope")], capsys)
     assert code == 1 and "neither 'twin' nor an existing folder" in line
+
+
+def test_chapter_command_executes_once_and_builds_the_page_from_that_execution(monkeypatch, tmp_path, capsys):
+    """``deipp chapter`` executes the notebook, then builds its page: the build must reuse the
+    execution (same cache folder, so the same cached notebook), not run the chapter a second time."""
+    calls = []
+
+    def fake_execute(chapter, params, *, cache_dir, force=False, progress=True):
+        calls.append((chapter.slug, dict(params), Path(cache_dir)))
+        out = tmp_path / f"{chapter.slug}.ipynb"
+        out.write_text("{}")
+        return out
+
+    monkeypatch.setattr(book, "execute_chapter", fake_execute)
+    monkeypatch.setattr(book, "_jupyter_book", lambda staging, output: output / "html")
+    monkeypatch.setattr(book, "book_root", lambda: tmp_path / "root")
+    chapters = book.list_chapters(ROOT)
+    monkeypatch.setattr(book, "list_chapters", lambda root=None: chapters)
+    (tmp_path / "root").mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        (tmp_path / "root" / name).write_text((ROOT / name).read_text())
+    shutil.copytree(ROOT / "book", tmp_path / "root" / "book")
+    assert main(["-q", "chapter", "how-it-works", "--profile", "quick"]) == 0
+    slugs = [c[0] for c in calls]
+    assert slugs.count("how-it-works") == 2, slugs
+    first, second = [c for c in calls if c[0] == "how-it-works"]
+    assert first[1] == second[1] and first[2] == second[2]
