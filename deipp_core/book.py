@@ -16,7 +16,7 @@ Every page offers its notebook for download (``.ipynb``, and the MyST ``.md`` th
 :data:`LAUNCH_ENVIRONMENT`); without it the pages have no launch buttons and the build needs no network.
 
 Parameters that name files or folders (:data:`PATH_PARAMETERS`: ``source_data``, the published figure
-source data) are made absolute and checked before the chapter runs (a one-line error otherwise), and
+source data, and ``tops_weights``, the ToPS signature weights) are made absolute and checked before the chapter runs (a one-line error otherwise), and
 the *content* of what they name is part of the cache key.
 """
 

@@ -106,14 +106,14 @@ def _chapter_params(args) -> dict:
             if name in params:
                 raise ParameterError(f"--{name} and --param {name}=... both given; keep one")
             params[name] = value
-    if getattr(args, "source_data", None):
-        if "source_data" in params:
-            raise ParameterError("--source-data and --param source_data=... both given; keep one")
-        params["source_data"] = str(Path(args.source_data).expanduser().resolve())
-    if getattr(args, "tops_weights", None):
-        if "tops_weights" in params:
-            raise ParameterError("--tops-weights and --param tops_weights=... both given; keep one")
-        params["tops_weights"] = str(Path(args.tops_weights).expanduser().resolve())
+    from deipp_core.book import PATH_PARAMETERS
+
+    for name in PATH_PARAMETERS:  # --source-data, --tops-weights; made absolute and checked by deipp_core.book
+        value = getattr(args, name, None)
+        if value:
+            if name in params:
+                raise ParameterError(f"--{name.replace('_', '-')} and --param {name}=... both given; keep one")
+            params[name] = value
     return params
 
 
@@ -164,7 +164,7 @@ def _cmd_book(args) -> int:
     if args.bids:
         resolve_data(data)  # a clear error before any chapter runs
     output = _check_output(Path(args.output), True, "--output") if args.output else None
-    extra = {"source_data": str(Path(args.source_data).expanduser().resolve())} if args.source_data else None
+    extra = {"source_data": args.source_data} if args.source_data else None  # checked by build_book
     html = build_book(profile=args.profile, data=data, seed=args.seed, output=output, force=args.force,
                       params=extra)
     print(f"site: {html / 'index.html'}")
