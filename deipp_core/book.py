@@ -359,7 +359,7 @@ def execute_chapter(
 
 
 def _stub_notebook(chapter: Chapter, built: list[str]):
-    """A one-cell placeholder page for a chapter left out of a partial build.
+    """The page of a chapter left out of a partial build: its title and a pointer to `deipp book`.
 
     It carries the chapter's label and title, so that references from the chapters that were built
     (``{ref}`prediction```) still resolve under ``-W``.
@@ -450,8 +450,8 @@ def build_book(
     output : Path, optional
         Build folder (default ``<book root>/_build``); the site is written to ``<output>/html``.
     chapters : list of str, optional
-        Only these chapters (slugs); the others get a one-paragraph placeholder page with their
-        title and label, so that references to them still resolve.
+        Only these chapters (slugs); each of the others gets a one-paragraph page with its title and
+        label, saying that ``deipp book`` builds it, so that references to it still resolve.
     force : bool
         Re-execute even when a cached result exists.
     progress : bool
