@@ -8,7 +8,13 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from deipp_core.exceptions import ParameterError
-from deipp_core.model import LassoPCR, NestedLOSOResult, nested_loso, nested_loso_explicit
+from deipp_core.model import (
+    LassoPCR,
+    NestedLOSOResult,
+    fit_predict_gram,
+    nested_loso,
+    nested_loso_explicit,
+)
 from deipp_core.model._cv import _first_nanargmax, _pooled_r
 from deipp_core.model._synthetic import make_session_data
 
@@ -105,6 +111,41 @@ def test_parallel_equals_serial(data, fast):
     _close(par.y_pred_train, fast.y_pred_train, atol=1e-12)
     _close(par.y_pred_eval, fast.y_pred_eval, atol=1e-12)
     _close(par.fold_coef, fast.fold_coef, atol=1e-12)
+
+
+def test_each_inner_training_set_is_fitted_once_for_two_folds(data, fast, monkeypatch):
+    """Outer fold i without session j and outer fold j without session i train on the same rows:
+    one eigendecomposition serves both, so a nested LOSO costs 1 + S(S+1)/2 of them, not 1 + S²,
+    and every fold's inner CV equals the one it would have run alone."""
+    import deipp_core.model._cv as cv_module
+
+    sizes = []
+    real = cv_module._decompose
+
+    def counting(K_train, y_train):
+        sizes.append(K_train.shape[0])
+        return real(K_train, y_train)
+
+    monkeypatch.setattr(cv_module, "_decompose", counting)
+    X, y, groups = data["X"], data["y"], data["groups"]
+    res = nested_loso(X, y, groups)
+    S = fast.groups.size
+    assert len(sizes) == 1 + S * (S + 1) // 2
+
+    # each fold's inner CV on its own, with the public single-fit kernel
+    K, _ = cv_module._centred_grams(np.asarray(X, dtype=float), None)
+    for k, label in enumerate(res.groups):
+        outer_train = np.flatnonzero(groups != label)
+        pred = np.empty((res.lambdas.size, outer_train.size))
+        for other in res.groups:
+            if other == label:
+                continue
+            train = np.flatnonzero((groups != label) & (groups != other))
+            held = np.flatnonzero(groups == other)
+            pred[:, np.isin(outer_train, held)] = fit_predict_gram(
+                K, K, y, train, held, res.lambdas
+            )[0]
+        _close(_pooled_r(pred, y[outer_train]), res.icv_r[:, k], atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------

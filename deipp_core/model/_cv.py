@@ -1,10 +1,14 @@
 """Nested leave-one-session-out training of the DEIPP decoder (``deipp_methods.md`` §9.3–9.4).
 
-The fast implementation: the Gram matrix of all rows is computed once, every fit (S outer, S(S−1)
-inner) is the eigendecomposition of a centred sub-block, all grid points of a fit are evaluated at
-once by cumulative sums, and edge weights are formed only for the S fold models and the final model.
-Outer folds run in parallel under joblib, each worker limited to one BLAS thread (several
-eigendecompositions competing for the same cores slow down many-fold when BLAS is oversubscribed).
+The fast implementation: the Gram matrix of all rows is computed once, every fit is the
+eigendecomposition of a centred sub-block, all grid points of a fit are evaluated at once by cumulative
+sums, and edge weights are formed only for the S fold models and the final model. The S(S−1) inner
+fits of the nested scheme contain every training set twice (outer fold i without session j trains on
+the same rows as outer fold j without session i), so only S(S−1)/2 of them are computed, each serving
+two folds; with the S outer fits that is S(S+1)/2 eigendecompositions instead of S². Inner fits (by
+pairs) and then outer folds run in parallel under joblib, each worker limited to one BLAS thread
+(several eigendecompositions competing for the same cores slow down many-fold when BLAS is
+oversubscribed).
 :func:`~deipp_core.model.nested_loso_explicit` is the literal edge-space reference it is tested against.
 """
 
@@ -14,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from threadpoolctl import threadpool_limits
 
 from deipp_core.exceptions import ParameterError
@@ -140,6 +144,38 @@ def _centred_grams(
     return K, K_eval
 
 
+def _inner_pairs(
+    K: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    pairs: list[tuple[int, int]],
+    lambdas: np.ndarray,
+    single_thread: bool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner fits shared by two outer folds (one worker's job).
+
+    The inner fit of outer fold ``i`` that holds out session ``j`` and the inner fit of outer fold
+    ``j`` that holds out session ``i`` train on the same rows (every session but ``i`` and ``j``, in
+    the same order), so they are one fit: its predictions of session ``j`` belong to outer fold
+    ``i``'s inner CV, those of session ``i`` to outer fold ``j``'s. Each pair ``(i, j)`` returns
+    ``(pred_i, pred_j, train_codes)``: the predictions of both sessions' rows at every grid point and
+    the session codes the fit actually trained on (for the audit trail ``splits``).
+    """
+    if single_thread:
+        with threadpool_limits(limits=1):
+            return _inner_pairs(K, y, codes, pairs, lambdas, False)
+    out = []
+    for i, j in pairs:
+        train = np.flatnonzero((codes != i) & (codes != j))
+        dec = _decompose(K[np.ix_(train, train)], y[train])
+        n_sel = _n_selected(dec, lambdas)
+        preds = []
+        for held in (np.flatnonzero(codes == i), np.flatnonzero(codes == j)):
+            preds.append(_path_predictions(dec, _centre_cross(K[np.ix_(held, train)], dec), n_sel))
+        out.append((preds[0], preds[1], np.unique(codes[train])))
+    return out
+
+
 def _outer_fold(
     K: np.ndarray,
     K_eval: np.ndarray | None,
@@ -147,38 +183,20 @@ def _outer_fold(
     codes: np.ndarray,
     eval_codes: np.ndarray | None,
     k: int,
+    inner_pred: np.ndarray,
     lambdas: np.ndarray,
     single_thread: bool,
 ) -> dict:
-    """Outer fold ``k``: inner LOSO over every grid point, then the outer fit (one worker's job)."""
+    """Outer fold ``k`` from its inner predictions: grid selection, then the outer fit."""
     if single_thread:
         with threadpool_limits(limits=1):
-            return _outer_fold(K, K_eval, y, codes, eval_codes, k, lambdas, False)
-    n_sess = int(codes.max()) + 1
+            return _outer_fold(K, K_eval, y, codes, eval_codes, k, inner_pred, lambdas, False)
     outer_train = np.flatnonzero(codes != k)
-    splits = []
-
-    # inner LOSO within the outer training set: predict every other session at every grid point
-    inner_pred = np.empty((lambdas.size, outer_train.size))
-    codes_outer = codes[outer_train]
-    for kk in range(n_sess):
-        if kk == k:
-            continue
-        held_local = np.flatnonzero(codes_outer == kk)
-        train = outer_train[codes_outer != kk]
-        held = outer_train[held_local]
-        splits.append((np.unique(codes[train]), np.unique(codes[held]), "inner"))
-        dec = _decompose(K[np.ix_(train, train)], y[train])
-        n_sel = _n_selected(dec, lambdas)
-        inner_pred[:, held_local] = _path_predictions(
-            dec, _centre_cross(K[np.ix_(held, train)], dec), n_sel
-        )
     icv_r = _pooled_r(inner_pred, y[outer_train])
     best = _first_nanargmax(icv_r)
 
     # outer fit: all grid points for the held-out session, the chosen one for evaluation rows
     held = np.flatnonzero(codes == k)
-    splits.append((np.unique(codes[outer_train]), np.unique(codes[held]), "outer"))
     dec = _decompose(K[np.ix_(outer_train, outer_train)], y[outer_train])
     n_sel = _n_selected(dec, lambdas)
     ocv_pred = _path_predictions(dec, _centre_cross(K[np.ix_(held, outer_train)], dec), n_sel)
@@ -199,8 +217,37 @@ def _outer_fold(
         "dual": dual,
         "y_mean": dec.y_mean,
         "n_selected": int(n_sel[best]),
-        "splits": splits,
+        "train_codes": np.unique(codes[outer_train]),
     }
+
+
+def _inner_predictions(
+    K: np.ndarray, y: np.ndarray, codes: np.ndarray, lambdas: np.ndarray, n_jobs: int | None
+) -> tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]:
+    """Inner-CV predictions of every outer fold: ``S(S−1)/2`` fits, each shared by two folds.
+
+    Returns, for every outer fold ``k``, an array of shape ``(n_lambdas, n_rows_not_k)`` whose columns
+    follow the rows of the outer training set in order, exactly as if the fold's ``S − 1`` inner fits
+    had been run on their own (bit for bit: the same rows in the same order), and the training
+    session codes of every fit by pair ``(i, j)``, ``i < j``.
+    """
+    n_sess = int(codes.max()) + 1
+    pairs = [(i, j) for i in range(n_sess) for j in range(i + 1, n_sess)]
+    parallel = n_jobs not in (None, 1)
+    n_chunks = 1 if not parallel else min(len(pairs), 4 * effective_n_jobs(n_jobs))
+    chunks = [pairs[c::n_chunks] for c in range(n_chunks)]
+    done = Parallel(n_jobs=n_jobs)(
+        delayed(_inner_pairs)(K, y, codes, chunk, lambdas, parallel) for chunk in chunks
+    )
+    inner = [np.empty((lambdas.size, int(np.count_nonzero(codes != k)))) for k in range(n_sess)]
+    trained_on = {}
+    for chunk, results in zip(chunks, done):
+        for (i, j), (pred_i, pred_j, train_codes) in zip(chunk, results):
+            # session j's rows within outer fold i's training rows, and vice versa
+            inner[i][:, codes[codes != i] == j] = pred_j
+            inner[j][:, codes[codes != j] == i] = pred_i
+            trained_on[i, j] = train_codes
+    return inner, trained_on
 
 
 def _check_inputs(X, y, groups, X_eval, groups_eval):
@@ -286,7 +333,8 @@ def nested_loso(
         ``"gram"``: the fast implementation described in Notes. ``"explicit"``: the literal
         edge-space reference :func:`~deipp_core.model.nested_loso_explicit` (slow; for checks).
     n_jobs : int or None, default=1
-        Outer folds run in parallel with joblib, one BLAS thread per worker. ``-1``: all cores. The
+        Inner fits (in chunks of session pairs) and then outer folds run in parallel with joblib, one
+        BLAS thread per worker. ``-1``: all cores. The
         backend is joblib's default (loky processes) unless the caller picks another with
         ``joblib.parallel_config`` (e.g. Dask). With ``n_jobs=1`` the fits run in this process
         under the caller's BLAS settings; beside other jobs, wrap the call in
@@ -300,11 +348,12 @@ def nested_loso(
 
     Notes
     -----
-    Cost: one ``N × N`` Gram matrix (``O(N²E)``), ``S²`` eigendecompositions of blocks of size about
-    ``N(S−1)/S`` and two ``S × N × E`` products for the fold weights. Memory: ``O(N² + S·E)`` on top
-    of ``X``. At ``S = 30`` sessions and ``E = 44,850`` edges the eigendecompositions dominate
-    (0.065–0.10 s each on one core of the project machine, so 60–95 s serially; see
-    ``benchmarks/README.md``).
+    Cost: one ``N × N`` Gram matrix (``O(N²E)``), ``S(S+1)/2`` eigendecompositions of blocks of size
+    about ``N(S−1)/S`` (each inner training set serves two outer folds) and two ``S × N × E`` products
+    for the fold weights. Memory: ``O(N² + S·E)`` on top of ``X``, plus the inner predictions
+    (``S × n_lambdas × N`` floats). At ``S = 30`` sessions and ``E = 44,850`` edges the 465
+    eigendecompositions dominate (0.065–0.10 s each on one core of the project machine, so 30–47 s
+    serially; see ``benchmarks/README.md``).
 
     Examples
     --------
@@ -345,8 +394,10 @@ def nested_loso(
     )
 
     parallel = n_jobs not in (None, 1)
-    folds = Parallel(n_jobs=n_jobs)(  # loky by default; joblib.parallel_config may choose another
-        delayed(_outer_fold)(K, K_eval, y, codes, eval_codes, k, lambdas, parallel)
+    # loky by default; joblib.parallel_config may choose another backend
+    inner, trained_on = _inner_predictions(K, y, codes, lambdas, n_jobs)
+    folds = Parallel(n_jobs=n_jobs)(
+        delayed(_outer_fold)(K, K_eval, y, codes, eval_codes, k, inner[k], lambdas, parallel)
         for k in range(n_sess)
     )
 
@@ -381,11 +432,12 @@ def nested_loso(
         for k, f in enumerate(folds):
             y_pred_eval[eval_codes == k] = f["y_eval"]
 
-    splits = [
-        (sessions[train], sessions[test], kind)
-        for f in folds
-        for train, test, kind in f["splits"]
-    ]
+    splits = []  # fold k's inner fits, then its outer fit (the order of §9.4's loops)
+    for k, f in enumerate(folds):
+        for kk in range(n_sess):
+            if kk != k:
+                splits.append((sessions[trained_on[min(k, kk), max(k, kk)]], sessions[[kk]], "inner"))
+        splits.append((sessions[f["train_codes"]], sessions[[k]], "outer"))
     return NestedLOSOResult(
         groups=sessions,
         lambdas=lambdas,
