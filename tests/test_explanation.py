@@ -404,12 +404,56 @@ def test_cached_permutation_test_roundtrip(twin, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the cached result should have been used")
 
-    monkeypatch.setattr(ex, "permutation_test", boom)
+    monkeypatch.setattr(ex, "_pipeline_r", boom)
     again = ex.cached_permutation_test(twin, "02", n_perm=2, scheme="circular", seed=1)
     pd.testing.assert_frame_equal(first.p, again.p)
-    pd.testing.assert_frame_equal(first.null.reset_index(drop=True), again.null, check_dtype=False)
+    pd.testing.assert_frame_equal(first.null, again.null)
     with pytest.raises(AssertionError, match="cached"):
         ex.cached_permutation_test(twin, "02", n_perm=2, scheme="session", seed=1)
+
+
+def test_cached_permutation_test_extends_and_resumes(twin, monkeypatch):
+    """More permutations later reuse the cached ones; a lost block is recomputed alone; the result
+    always equals the uncached test."""
+    calls = []
+    real = ex._pipeline_r
+
+    def counting(ctx, ratings):
+        calls.append(1)
+        return real(ctx, ratings)
+
+    monkeypatch.setattr(ex, "_pipeline_r", counting)
+    ex.cached_permutation_test(twin, "02", n_perm=2, scheme="circular", seed=4)
+    assert len(calls) == 1 + 2  # observed + 2 permutations
+    calls.clear()
+    five = ex.cached_permutation_test(twin, "02", n_perm=5, scheme="circular", seed=4)
+    assert len(calls) == 3  # permutations 2, 3, 4 only
+    reference = ex.permutation_test(twin["02"], n_perm=5, scheme="circular", seed=4)
+    pd.testing.assert_frame_equal(five.null, reference.null)
+    pd.testing.assert_frame_equal(five.p, reference.p)
+
+    # an interrupted run: the block of permutations 2-4 is lost, the rest is kept
+    from deipp_core.data.derivatives import derivatives_root
+
+    folders = list((derivatives_root(twin.root) / "sub-02").glob("*permtestcircular*"))
+    folders = [f for f in folders if (f / "perms-000002-000004.tsv").is_file()]
+    assert len(folders) == 1
+    (folders[0] / "perms-000002-000004.tsv").unlink()
+    calls.clear()
+    resumed = ex.cached_permutation_test(twin, "02", n_perm=5, scheme="circular", seed=4)
+    assert len(calls) == 3
+    pd.testing.assert_frame_equal(resumed.null, reference.null)
+    # fewer permutations than cached: a prefix, nothing computed
+    calls.clear()
+    three = ex.cached_permutation_test(twin, "02", n_perm=3, scheme="circular", seed=4)
+    assert not calls
+    pd.testing.assert_frame_equal(three.null, reference.null[reference.null["perm"] < 3])
+
+
+def test_permutation_i_does_not_depend_on_n_perm(signal_participant, signal_features):
+    a = ex.permutation_test(signal_participant, n_perm=2, scheme="circular", features=signal_features, seed=7)
+    b = ex.permutation_test(signal_participant, n_perm=3, scheme="circular", features=signal_features, seed=7)
+    pd.testing.assert_frame_equal(a.null, b.null[b.null["perm"] < 2])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -574,13 +574,55 @@ def _pipeline_r(ctx: _Context, ratings: list) -> dict:
     return {lv: _r(g["actual"], g["predicted"]) for lv, g in table.groupby("level", sort=False)}
 
 
-def _perm_block(ctx: _Context, scheme: str, children: list, start: int, min_shift) -> list:
+def _perm_child(seed: int, i: int) -> np.random.SeedSequence:
+    """Seed of permutation ``i``: the ``i``-th child of ``SeedSequence(seed)``, made directly.
+
+    Equal to ``SeedSequence(seed).spawn(n)[i]`` for every ``n > i``, so permutation ``i`` is the same
+    whatever the number of permutations asked for, and any subset of them can be computed alone.
+    """
+    return np.random.SeedSequence(seed, spawn_key=(int(i),))
+
+
+def _perm_block(ctx: _Context, scheme: str, seed: int, indices: list, min_shift) -> list:
     with threadpool_limits(limits=1):
         out = []
-        for i, child in enumerate(children):
-            ratings, _ = _permute(ctx, scheme, np.random.default_rng(child), min_shift)
-            out.append((start + i, _pipeline_r(ctx, ratings)))
+        for i in indices:
+            ratings, _ = _permute(ctx, scheme, np.random.default_rng(_perm_child(seed, i)), min_shift)
+            out.append((int(i), _pipeline_r(ctx, ratings)))
         return out
+
+
+def _null_rows(block: list) -> pd.DataFrame:
+    """Long table (``perm``, ``level``, ``r``) of the results of some permutations."""
+    return pd.DataFrame([(i, lv, r) for i, res in block for lv, r in res.items()],
+                        columns=["perm", "level", "r"]).astype({"perm": int, "level": object, "r": float})
+
+
+def _run_permutations(
+    ctx: _Context,
+    scheme: str,
+    seed: int,
+    indices: list,
+    n_jobs: int | None,
+    min_shift: int | None,
+    on_block=None,
+) -> pd.DataFrame:
+    """Permutations ``indices`` in blocks on joblib workers; ``on_block(rows)`` as each block ends."""
+    blocks = [indices[s:s + _PERM_BLOCK] for s in range(0, len(indices), _PERM_BLOCK)]
+    parts = []
+    out = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(  # backend: joblib.parallel_config
+        delayed(_perm_block)(ctx, scheme, seed, block, min_shift) for block in blocks
+    )
+    for block in out:
+        rows = _null_rows(block)
+        if on_block is not None:
+            on_block(rows)
+        parts.append(rows)
+    if not parts:
+        return pd.DataFrame({"perm": pd.Series(dtype=int), "level": pd.Series(dtype=object),
+                             "r": pd.Series(dtype=float)})
+    # sort by permutation (stable: each permutation keeps the level order of the evaluation table)
+    return pd.concat(parts, ignore_index=True).sort_values("perm", kind="stable").reset_index(drop=True)
 
 
 @dataclass
@@ -676,27 +718,23 @@ def permutation_test(
     the paper profile's 1,000 permutations take hours per participant and scheme; results are cached
     by :func:`cached_permutation_test`.
     """
-    if scheme not in PERMUTATION_SCHEMES:
-        raise ParameterError(f"scheme must be one of {PERMUTATION_SCHEMES}; got {scheme!r}")
-    if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 1:
-        raise ParameterError(f"n_perm must be a positive integer; got {n_perm!r}")
+    _check_permutation_args(n_perm, scheme)
     feats = features if features is not None else participant_features(participant)
     ctx = _context(participant, feats)
     with threadpool_limits(limits=1):
         observed = _pipeline_r(ctx, ctx.rating)
-    children = np.random.SeedSequence(seed).spawn(int(n_perm))
-    starts = range(0, int(n_perm), _PERM_BLOCK)
     logger.info("sub-%s: %d %s permutations of the whole pipeline", participant.label, n_perm, scheme)
-    blocks = Parallel(n_jobs=n_jobs)(
-        delayed(_perm_block)(ctx, scheme, children[s:s + _PERM_BLOCK], s, min_shift) for s in starts
-    )
-    null = pd.DataFrame(
-        [(i, lv, r) for block in blocks for i, res in block for lv, r in res.items()],
-        columns=["perm", "level", "r"],
-    )
+    null = _run_permutations(ctx, scheme, seed, list(range(int(n_perm))), n_jobs, min_shift)
     obs = pd.DataFrame({"level": list(observed), "r": list(observed.values())})
     return PermutationTest(participant=participant.label, scheme=scheme, n_perm=int(n_perm),
                            observed=obs, null=null, p=_p_table(obs, null, int(n_perm)))
+
+
+def _check_permutation_args(n_perm, scheme: str) -> None:
+    if scheme not in PERMUTATION_SCHEMES:
+        raise ParameterError(f"scheme must be one of {PERMUTATION_SCHEMES}; got {scheme!r}")
+    if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 1:
+        raise ParameterError(f"n_perm must be a positive integer; got {n_perm!r}")
 
 
 #: Sources whose change invalidates a cached permutation test.
@@ -715,36 +753,68 @@ def cached_permutation_test(
     features: ParticipantFeatures | None = None,
     use_cache: bool = True,
 ) -> PermutationTest:
-    """:func:`permutation_test` of one participant of a data set, cached under ``derivatives/deipp``.
+    """:func:`permutation_test` of one participant of a data set, cached permutation by permutation.
 
-    The key covers the data set's fingerprint, the participant, the relevant ``deipp_core`` sources,
-    the scheme, ``n_perm`` and ``seed``; the file (the observed and null r as TSV) is written
-    atomically.
+    Permutation ``i`` does not depend on ``n_perm`` (its seed is the ``i``-th child of
+    ``SeedSequence(seed)``), so the cache keeps every permutation computed so far, in one folder under
+    ``derivatives/deipp`` keyed by the data set's fingerprint, the participant, the relevant
+    ``deipp_core`` sources, the scheme and the seed. A call computes only the permutations
+    ``0 … n_perm − 1`` it does not find there, and writes each block of them (TSV, atomically) as
+    soon as it is done. Hence:
+
+    * asking for more permutations later (the ``paper`` profile's 1,000 after the ``book`` profile's
+      19) reuses the ones already computed;
+    * an interrupted run resumes where it stopped;
+    * the result equals :func:`permutation_test` with the same arguments, whatever mix of cached and
+      new permutations it was assembled from.
     """
     from deipp_core.data import data_fingerprint
     from deipp_core.data.derivatives import atomic_write_bytes, code_digest, derivatives_root, hash_key
 
-    path = None
-    if use_cache:
-        key = hash_key(data_fingerprint(dataset.root), label, code_digest(_CACHE_SOURCES), scheme,
-                       int(n_perm), seed, "permutation_test")
-        path = (derivatives_root(dataset.root) / f"sub-{label}"
-                / f"sub-{label}_desc-permtest{scheme}_key-{key}.tsv")
-        if path.is_file():
-            logger.info("sub-%s: reusing the cached permutation test %s", label, path.name)
-            table = pd.read_csv(path, sep="\t")
-            obs = table[table["perm"] < 0][["level", "r"]].reset_index(drop=True)
-            null = table[table["perm"] >= 0].reset_index(drop=True)
-            return PermutationTest(participant=label, scheme=scheme, n_perm=int(n_perm), observed=obs,
-                                   null=null, p=_p_table(obs, null, int(n_perm)))
-    res = permutation_test(dataset[label], n_perm=n_perm, scheme=scheme, features=features, seed=seed,
-                           n_jobs=n_jobs)
-    if use_cache:
-        table = pd.concat([res.observed.assign(perm=-1)[["perm", "level", "r"]], res.null], ignore_index=True)
+    _check_permutation_args(n_perm, scheme)
+    n_perm = int(n_perm)
+    if not use_cache:
+        return permutation_test(dataset[label], n_perm=n_perm, scheme=scheme, features=features, seed=seed,
+                                n_jobs=n_jobs)
+    key = hash_key(data_fingerprint(dataset.root), label, code_digest(_CACHE_SOURCES), scheme, seed,
+                   "permutation_test", "by-permutation")
+    folder = derivatives_root(dataset.root) / f"sub-{label}" / f"sub-{label}_desc-permtest{scheme}_key-{key}"
+
+    def write(rows: pd.DataFrame, name: str) -> None:
         buffer = io.StringIO()
-        table.to_csv(buffer, sep="\t", index=False, float_format="%.17g")
-        atomic_write_bytes(path, buffer.getvalue().encode())
-    return res
+        rows.to_csv(buffer, sep="\t", index=False, float_format="%.17g")
+        atomic_write_bytes(folder / name, buffer.getvalue().encode())
+
+    parts = [pd.read_csv(path, sep="\t") for path in sorted(folder.glob("*.tsv"))]
+    have = (pd.concat(parts, ignore_index=True).drop_duplicates(["perm", "level"])
+            if parts else pd.DataFrame(columns=["perm", "level", "r"]))
+    done = set(have["perm"].astype(int))
+    need = [i for i in range(n_perm) if i not in done]
+    if need or -1 not in done:
+        logger.info("sub-%s: %d of %d %s permutations cached in %s; computing %d", label,
+                    n_perm - len(need), n_perm, scheme, folder.name, len(need))
+        ctx = _context(dataset[label], features if features is not None
+                       else participant_features(dataset[label]))
+        folder.mkdir(parents=True, exist_ok=True)
+        if -1 not in done:
+            with threadpool_limits(limits=1):
+                observed = _pipeline_r(ctx, ctx.rating)
+            obs_rows = pd.DataFrame({"perm": -1, "level": list(observed), "r": list(observed.values())})
+            write(obs_rows, "observed.tsv")
+            have = pd.concat([have, obs_rows], ignore_index=True)
+        new = _run_permutations(
+            ctx, scheme, seed, need, n_jobs, None,
+            on_block=lambda rows: write(rows, f"perms-{rows['perm'].min():06d}-{rows['perm'].max():06d}.tsv"),
+        )
+        have = pd.concat([have, new], ignore_index=True)
+    else:
+        logger.info("sub-%s: reusing %d cached %s permutations (%s)", label, n_perm, scheme, folder.name)
+    have = have.astype({"perm": int, "level": object, "r": float})
+    obs = have[have["perm"] == -1][["level", "r"]].reset_index(drop=True)
+    null = (have[(have["perm"] >= 0) & (have["perm"] < n_perm)]
+            .sort_values("perm", kind="stable").reset_index(drop=True)[["perm", "level", "r"]])
+    return PermutationTest(participant=label, scheme=scheme, n_perm=n_perm, observed=obs, null=null,
+                           p=_p_table(obs, null, n_perm))
 
 
 def permutation_summary(tests: list[PermutationTest], metrics: pd.DataFrame | None = None) -> pd.DataFrame:
