@@ -26,7 +26,7 @@ test: venv
 	bash scripts/ensure-browser.sh
 	$(PY) -m pytest -m "not paper_scale" || { rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 0; fi; exit $$rc; }
 
-test-paper: venv  # the paper-scale checks: twin calibration and ground-truth recovery (~30-60 min)
+test-paper: venv  # the paper-scale checks: twin calibration and ground-truth recovery (~10 min on 2 quiet cores)
 	$(PY) -m pytest -m paper_scale
 
 bench: venv
