@@ -37,8 +37,8 @@ class Profile:
     pipeline_perm_schemes : tuple of str, default=("session", "circular")
         Permutation schemes of that test (see
         :func:`deipp_core.analyses.explanation.permutation_test`). The ``book`` profile runs only the
-        circular scheme: at full scale every permutation is a nested cross-validation of about a
-        minute per participant, and the book build stays under an hour.
+        circular scheme: at full scale every permutation is a nested cross-validation of 25–55 s per
+        participant on one core, and the book build stays well under an hour.
     """
 
     name: str
