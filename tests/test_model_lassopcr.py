@@ -298,3 +298,62 @@ def test_fit_predict_gram_matches_estimator_on_subsets():
     # eval_idx=None predicts every row of K_eval
     pred_all, _ = fit_predict_gram(K, K_eval, y, train, None, lambdas[:1])
     np.testing.assert_allclose(pred_all[0, eval_idx], pred[0], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# implicit eigenvectors (sytrd + stevd, Q applied from its reflectors)
+
+
+def _centred_gram_of(X):
+    Xc = X - X.mean(axis=0)
+    return Xc @ Xc.T
+
+
+@pytest.mark.parametrize("n, p", [(2, 5), (3, 40), (25, 300), (60, 30), (120, 800)])
+def test_implicit_eigenvectors_equal_explicit_eigh(n, p):
+    import scipy.linalg
+
+    from deipp_core.model._gram import _RTOL, _centre_gram, _decompose
+
+    rng = np.random.default_rng(n + p)
+    X = rng.standard_normal((n, p)) * np.linspace(3.0, 0.1, p)  # a spread spectrum
+    y = X[:, 0] + 0.5 * rng.standard_normal(n)
+    K = _centred_gram_of(X)
+    dec = _decompose(K, y)
+    evals, evecs = scipy.linalg.eigh(_centre_gram(K)[0], driver="evd", check_finite=False)
+    evals, evecs = np.maximum(evals[::-1], 0.0), evecs[:, ::-1]
+    q = dec.s.size
+    assert q == min(n - 1, int(np.sum(evals > _RTOL * evals[0])))
+    # the same LAPACK steps as syevd: eigenvalues bit for bit
+    np.testing.assert_array_equal(dec.s, np.sqrt(evals[:q]))
+    V = dec.components()
+    np.testing.assert_allclose(V.T @ V, np.eye(q), atol=1e-12)
+    signs = np.sign(np.sum(V * evecs[:, :q], axis=0))
+    np.testing.assert_allclose(V * signs, evecs[:, :q], atol=1e-9)
+    # products with V, without forming it
+    yc = y - y.mean()
+    np.testing.assert_allclose(dec.c, V.T @ yc, rtol=0, atol=1e-12 * np.abs(yc).sum())
+    K_new = rng.standard_normal((7, n))
+    np.testing.assert_allclose(dec.project(K_new), K_new @ V, rtol=0, atol=1e-12 * np.abs(K_new).sum())
+    w = rng.standard_normal(q)
+    np.testing.assert_allclose(dec.combine(w), V @ w, rtol=0, atol=1e-12 * np.abs(w).sum())
+
+
+def test_implicit_eigenvectors_of_a_rank_deficient_block():
+    from deipp_core.model._gram import _decompose
+
+    X, y = _rank_deficient()
+    dec = _decompose(_centred_gram_of(X), y)
+    rank = np.linalg.matrix_rank(X - X.mean(axis=0))
+    assert dec.s.size == rank and dec.Z.shape == (X.shape[0], rank)
+    V = dec.components()
+    np.testing.assert_allclose(V.T @ V, np.eye(rank), atol=1e-12)
+    np.testing.assert_allclose(V.sum(axis=0), 0.0, atol=1e-10)  # kept components are centred
+
+
+def test_decomposition_of_a_single_row_has_no_component():
+    from deipp_core.model._gram import _decompose
+
+    dec = _decompose(np.array([[4.0]]), np.array([1.5]))
+    assert dec.s.size == 0 and dec.project(np.ones((3, 1))).shape == (3, 0)
+    np.testing.assert_array_equal(dec.combine(np.zeros(0)), [0.0])

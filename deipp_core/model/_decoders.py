@@ -73,12 +73,12 @@ def _ridge_filters(s: np.ndarray, alphas) -> np.ndarray:
 
 def _spectral_predictions(dec: _Decomposition, Kc_new: np.ndarray, H: np.ndarray) -> np.ndarray:
     """Predictions (n_grid × n_new) of the filtered models ``ȳ + Σ_j (kc·V_j) c_j H[g, j]``."""
-    return dec.y_mean + (H * dec.c[None, :]) @ (Kc_new @ dec.V).T
+    return dec.y_mean + (H * dec.c[None, :]) @ dec.project(Kc_new).T
 
 
 def _spectral_dual(dec: _Decomposition, h: np.ndarray) -> np.ndarray:
     """Dual coefficients ``a = Σ_j V_j c_j h_j`` (length n) of one filtered model."""
-    return dec.V @ (dec.c * h)
+    return dec.combine(dec.c * h)
 
 
 def _fit_spectral(estimator, X: np.ndarray, y: np.ndarray, filters) -> None:

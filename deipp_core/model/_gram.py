@@ -24,6 +24,15 @@ Let ``X`` be the ``n × E`` training rows, ``m`` their column mean, ``Xc = X −
   ``sklearn.preprocessing.KernelCenterer.transform``). Hence a fitted model predicts
   ``ŷ(x) = ȳ + kc(x)·a`` with the dual coefficients ``a = Σ_{j selected} V_j (V_jᵀ yc) / s_j²``,
   and its edge weights and intercept are ``w = Xcᵀ a = Xᵀ (a − mean(a))`` and ``b0 = ȳ − m·w``.
+* Implicit eigenvectors: no quantity of a fit needs ``V`` itself, only products with it (``Vᵀ yc``,
+  ``kc·V`` and ``V w``). LAPACK's ``syevd`` is three steps: a Householder reduction ``Kc = Q T Qᵀ``
+  to tridiagonal form (``sytrd``), the eigenvectors ``Z`` of ``T`` (divide and conquer, ``stedc``),
+  and the back-transformation ``V = Q Z`` (``ormtr``, about a third of the time at n ≈ 850). We run
+  the first two steps (``sytrd`` + ``stevd``) and apply ``Q`` to the few vectors that need it from
+  its reflectors (``ormqr``, as ``ormtr`` does). The eigenvalues are bit for bit those of
+  ``scipy.linalg.eigh(driver="evd")`` (the same LAPACK steps), and every prediction and weight
+  equals the one from an explicit ``V`` up to round-off (≈1e-15 relative; tested). Component signs
+  are whatever LAPACK returns: they cancel in every prediction and weight.
 * Precision: eigenvalues of ``Kc`` carry an absolute error of about ``n·eps·s_1²``, so components with
   ``s_j² < _RTOL·s_1²`` cannot be told from the null space of the centring and are dropped (see
   :data:`_RTOL`). For full-rank data this only removes the null component MATLAB also drops (the
@@ -52,15 +61,27 @@ _RTOL = 1e-10
 #: MATLAB ``eps``, added to every λ of the grid (§9.3).
 MATLAB_EPS = float(np.finfo(np.float64).eps)
 
+#: Block size assumed for the LAPACK ``ormqr`` workspace (``lwork = dim · block``; 64 ≥ the usual 32).
+_ORMQR_BLOCK = 64
+
 
 @dataclass
 class _Decomposition:
-    """Centred PCA of a set of training rows, in Gram (dual) form.
+    """Centred PCA of a set of training rows, in Gram (dual) form, with implicit eigenvectors.
+
+    The eigenvectors ``V = Q Z`` of the centred Gram block are never formed: ``Q`` is kept as the
+    Householder reflectors of the tridiagonal reduction and ``Z`` as the kept eigenvectors of the
+    tridiagonal matrix. Use :meth:`project` for ``K_new V`` and :meth:`combine` for ``V w``.
 
     Attributes
     ----------
-    V : ndarray of shape (n, q)
-        Left singular vectors of the centred rows (eigenvectors of ``H K H``), descending order.
+    reflectors : ndarray of shape (n − 1, n − 1), Fortran order
+        The block ``A[1:, :-1]`` of LAPACK ``sytrd``'s output (``uplo="L"``): the Householder
+        vectors of ``Q = diag(1, Q′)`` below its diagonal, in the layout ``ormqr`` expects.
+    tau : ndarray of shape (n − 1,)
+        Scalar factors of the reflectors.
+    Z : ndarray of shape (n, q)
+        Eigenvectors of the tridiagonal matrix, in the order of ``s``.
     s : ndarray of shape (q,)
         Singular values (square roots of the eigenvalues), descending, all above tolerance.
     c : ndarray of shape (q,)
@@ -78,7 +99,9 @@ class _Decomposition:
         Mean of the training Gram block.
     """
 
-    V: np.ndarray
+    reflectors: np.ndarray
+    tau: np.ndarray
+    Z: np.ndarray
     s: np.ndarray
     c: np.ndarray
     strength: np.ndarray
@@ -86,6 +109,34 @@ class _Decomposition:
     y_mean: float
     col_mean: np.ndarray
     grand_mean: float
+
+    def _apply_q(self, A: np.ndarray, side: str, trans: str) -> np.ndarray:
+        """``Q A`` / ``Qᵀ A`` (side ``"L"``) or ``A Q`` (side ``"R"``) for a 2-D ``A``; a new array."""
+        out = np.array(A, dtype=float, order="F", copy=True)
+        if self.tau.size == 0 or out.size == 0:
+            return out
+        sub = out[1:, :] if side == "L" else out[:, 1:]  # Q = diag(1, Q'), Q' from the n − 1 reflectors
+        lwork = max(1, sub.shape[1] if side == "L" else sub.shape[0]) * _ORMQR_BLOCK
+        res, _, info = scipy.linalg.lapack.dormqr(
+            side.encode(), trans.encode(), self.reflectors, self.tau,
+            np.asfortranarray(sub), lwork,
+        )
+        if info != 0:  # pragma: no cover - LAPACK argument error, a bug here
+            raise RuntimeError(f"LAPACK dormqr failed (info={info})")
+        sub[...] = res
+        return out
+
+    def project(self, K_new: np.ndarray) -> np.ndarray:
+        """``K_new @ V`` (shape ``(m, q)``) for centred cross-products ``K_new`` of shape ``(m, n)``."""
+        return self._apply_q(np.atleast_2d(K_new), "R", "N") @ self.Z
+
+    def combine(self, w: np.ndarray) -> np.ndarray:
+        """``V @ w`` (shape ``(n,)``) for component weights ``w`` of shape ``(q,)``."""
+        return self._apply_q((self.Z @ w)[:, None], "L", "N")[:, 0]
+
+    def components(self) -> np.ndarray:
+        """The eigenvectors ``V`` (n × q) themselves, formed on request (for checks and teaching)."""
+        return self._apply_q(self.Z, "L", "N")
 
 
 def _centre_gram(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -96,27 +147,32 @@ def _centre_gram(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return Kc, col_mean, grand_mean
 
 
-def _eigh_centred(Kc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigendecomposition of a centred Gram block: ``(V, s)``, descending, null space removed.
+def _tridiagonal_eigh(Kc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Eigendecomposition of a centred Gram block with ``Q`` left implicit, null space removed.
 
-    At most ``n − 1`` components are returned (centring costs one rank: MATLAB never passes the
-    ``n``-th component to the LASSO), and only those with ``s_j² > _RTOL · s_1²``. ``Kc`` is
-    overwritten.
+    Returns ``(reflectors, tau, Z, s)`` with ``V = Q Z`` (see :class:`_Decomposition`), ``s``
+    descending. At most ``n − 1`` components are returned (centring costs one rank: MATLAB never
+    passes the ``n``-th component to the LASSO), and only those with ``s_j² > _RTOL · s_1²``.
     """
     n = Kc.shape[0]
     if n < 2:
-        return np.zeros((n, 0)), np.zeros(0)
-    # LAPACK syevd (divide and conquer): the fastest full symmetric eigensolver here (≈10 % faster
-    # than numpy's wrapper of the same routine, 30 % faster than syevr, at n ≈ 870 on one thread)
-    evals, evecs = scipy.linalg.eigh(Kc, driver="evd", overwrite_a=True, check_finite=False)
+        return np.zeros((0, 0), order="F"), np.zeros(0), np.zeros((n, 0)), np.zeros(0)
+    lwork = int(scipy.linalg.lapack.dsytrd_lwork(n, lower=1)[0])
+    # LAPACK sytrd + stevd: the first two steps of syevd (divide and conquer), the fastest full
+    # symmetric eigensolver here; its third step (V = Q Z) is left out, see the module note
+    reflectors, d, e, tau, info = scipy.linalg.lapack.dsytrd(
+        np.asfortranarray(Kc), lower=1, lwork=lwork, overwrite_a=1
+    )
+    if info == 0:
+        evals, Z, info = scipy.linalg.lapack.dstevd(d, e, compute_v=1, overwrite_d=1, overwrite_e=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the eigendecomposition of a Gram block did not converge (info={info})")
     evals = evals[::-1]
-    evecs = evecs[:, ::-1]
     np.maximum(evals, 0.0, out=evals)  # clamp round-off negatives (kernel PCA does the same)
     top = evals[0]
     keep = min(n - 1, int(np.count_nonzero(evals > _RTOL * top))) if top > 0 else 0
-    V = np.ascontiguousarray(evecs[:, :keep])
-    _flip_signs(V)
-    return V, np.sqrt(evals[:keep])
+    Z = np.ascontiguousarray(Z[:, ::-1][:, :keep])
+    return np.asfortranarray(reflectors[1:, :-1]), tau, Z, np.sqrt(evals[:keep])
 
 
 def _flip_signs(V: np.ndarray, *others: np.ndarray) -> None:
@@ -137,18 +193,25 @@ def _flip_signs(V: np.ndarray, *others: np.ndarray) -> None:
 def _component_stats(V: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """``c = Vᵀ yc``, ``strength = |c|/√n``, entry order and ``ȳ`` for unit, zero-mean ``V``."""
     y_mean = float(y.mean())
-    c = V.T @ (y - y_mean)
-    strength = np.abs(c) / np.sqrt(y.shape[0])
-    order = np.argsort(-strength, kind="stable")
-    return c, strength, order, y_mean
+    return (*_stats_from_c(V.T @ (y - y_mean), y.shape[0]), y_mean)
+
+
+def _stats_from_c(c: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``c``, ``strength = |c|/√n`` and the entry order (decreasing strength, stable)."""
+    strength = np.abs(c) / np.sqrt(n)
+    return c, strength, np.argsort(-strength, kind="stable")
 
 
 def _decompose(K_train: np.ndarray, y: np.ndarray) -> _Decomposition:
     """Centred PCA (dual form) and component/y statistics of one training set."""
     Kc, col_mean, grand_mean = _centre_gram(K_train)
-    V, s = _eigh_centred(Kc)
-    c, strength, order, y_mean = _component_stats(V, y)
-    return _Decomposition(V, s, c, strength, order, y_mean, col_mean, grand_mean)
+    reflectors, tau, Z, s = _tridiagonal_eigh(Kc)
+    y_mean = float(y.mean())
+    dec = _Decomposition(reflectors, tau, Z, s, np.zeros(0), np.zeros(0), np.zeros(0, dtype=int),
+                         y_mean, col_mean, grand_mean)
+    qty = dec._apply_q((y - y_mean)[:, None], "L", "T")[:, 0]  # Qᵀ yc, so that c = Zᵀ Qᵀ yc = Vᵀ yc
+    dec.c, dec.strength, dec.order = _stats_from_c(Z.T @ qty, y.shape[0])
+    return dec
 
 
 def _centre_cross(K_new: np.ndarray, dec: _Decomposition) -> np.ndarray:
@@ -171,7 +234,7 @@ def _path_predictions(dec: _Decomposition, Kc_new: np.ndarray, n_sel: np.ndarray
     one lookup.
     """
     order = dec.order
-    contrib = (Kc_new @ dec.V[:, order]) * (dec.c[order] / dec.s[order] ** 2)
+    contrib = dec.project(Kc_new)[:, order] * (dec.c[order] / dec.s[order] ** 2)
     cum = np.zeros((Kc_new.shape[0], order.size + 1))
     np.cumsum(contrib, axis=1, out=cum[:, 1:])
     return dec.y_mean + cum[:, n_sel].T
@@ -180,7 +243,9 @@ def _path_predictions(dec: _Decomposition, Kc_new: np.ndarray, n_sel: np.ndarray
 def _dual_coef(dec: _Decomposition, n_sel: int) -> np.ndarray:
     """Dual coefficients ``a`` (length n) of the model made of the ``n_sel`` strongest components."""
     sel = dec.order[:n_sel]
-    return dec.V[:, sel] @ (dec.c[sel] / dec.s[sel] ** 2)
+    w = np.zeros(dec.s.size)
+    w[sel] = dec.c[sel] / dec.s[sel] ** 2
+    return dec.combine(w)
 
 
 def _primal_from_dual(

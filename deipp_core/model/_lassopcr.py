@@ -51,7 +51,9 @@ def _components(X: np.ndarray, y: np.ndarray, solver: str) -> dict:
         s, c, strength, order, y_mean = dec.s, dec.c, dec.strength, dec.order, dec.y_mean
 
         def coef(selected: np.ndarray) -> np.ndarray:
-            dual = dec.V[:, selected] @ (c[selected] / s[selected] ** 2)
+            h = np.zeros(s.size)  # per-component weights c_j / s_j² of the selected components
+            h[selected] = c[selected] / s[selected] ** 2
+            dual = dec.combine(h)
             return Xc.T @ (dual - dual.mean())  # w = Xcᵀ·a  (= U·b, see _gram's duality note)
 
     return {
