@@ -352,8 +352,8 @@ def nested_loso(
     about ``N(S−1)/S`` (each inner training set serves two outer folds) and two ``S × N × E`` products
     for the fold weights. Memory: ``O(N² + S·E)`` on top of ``X``, plus the inner predictions
     (``S × n_lambdas × N`` floats). At ``S = 30`` sessions and ``E = 44,850`` edges the 465
-    eigendecompositions dominate (0.065–0.10 s each on one core of the project machine, so 30–47 s
-    serially; see ``benchmarks/README.md``).
+    eigendecompositions dominate (about 0.065 s per fit of 840 rows on one core of the project
+    machine with implicit eigenvectors, so about 30 s serially; see ``benchmarks/README.md``).
 
     Examples
     --------
