@@ -86,7 +86,7 @@ _BOOT_BLOCK = 16
 
 #: Permutations per joblib task of :func:`permutation_test` (results do not depend on it). Small, so
 #: that few permutations (the book profile's 19) spread evenly over the workers: each one is a whole
-#: nested cross-validation (25–55 s on one core at paper scale), and the task's data are memory-mapped.
+#: nested cross-validation (21–43 s on one core at paper scale), and the task's data are memory-mapped.
 _PERM_BLOCK = 2
 
 
@@ -717,8 +717,8 @@ def permutation_test(
     Notes
     -----
     A permutation costs one nested cross-validation, re-binned features included: at paper scale on
-    one core of the project machine 25 s for 25 sessions and 55 s for 30. The paper profile's 1,000
-    permutations per scheme and participant are therefore 3.5–8 hours on two cores (about 22 hours
+    one core of the project machine 21 s for 25 sessions and 43 s for 30. The paper profile's 1,000
+    permutations per scheme and participant are therefore 3–6 hours on two cores (about 18 hours
     for both schemes and both twin participants); :func:`cached_permutation_test` keeps every
     permutation, so such a run can be split over several sessions or machines.
     """
