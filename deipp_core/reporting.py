@@ -6,13 +6,17 @@ Numbers shown in the book's prose come from these functions (glued into the page
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from deipp_core.data.dataset import Dataset
 from deipp_core.profiles import Profile
 
-__all__ = ["data_source_admonition", "format_metrics", "format_ci", "prediction_summary"]
+if TYPE_CHECKING:  # the Styler module needs jinja2, imported only when a table is rendered
+    from pandas.io.formats.style import Styler
+
+__all__ = ["data_source_admonition", "format_metrics", "format_ci", "format_table", "prediction_summary"]
 
 LEVEL_NAMES = {"1min": "1-min bins", "2min": "2-min bins", "run": "runs", "session": "sessions"}
 
@@ -41,6 +45,32 @@ def format_ci(value: float, low: float, high: float, p: float | None = None, dig
     if p is not None:
         text += f", p = {p:.2g}" if p >= 1e-3 else ", p < 0.001"
     return text
+
+
+def format_table(table: pd.DataFrame, digits: int = 3, missing: str = "—") -> Styler:
+    """A table ready for the page: floats to ``digits`` decimals, undefined values shown as ``missing``.
+
+    Analyses mark a statistic that does not apply with NaN (an AUC within a run, where there is one
+    class; a p-value for an overlap that has no test). On the page that reads as "not defined", not as
+    a numerical failure, so it is shown as a dash.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table; its values are not changed.
+    digits : int, default=3
+        Decimals shown for floating-point columns; integer columns are shown as they are.
+    missing : str, default="—"
+        What is shown for NaN.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Renders as HTML in a notebook and in the book.
+    """
+    if digits < 0:
+        raise ValueError(f"digits must be >= 0, got {digits}")
+    return table.style.format(precision=digits, na_rep=missing)
 
 
 def format_metrics(metrics: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
