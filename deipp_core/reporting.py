@@ -66,11 +66,12 @@ def format_table(table: pd.DataFrame, digits: int = 3, missing: str = "—") -> 
     Returns
     -------
     pandas.io.formats.style.Styler
-        Renders as HTML in a notebook and in the book.
+        Renders as HTML in a notebook and in the book, styled like a DataFrame (``class="dataframe"``).
     """
     if digits < 0:
         raise ValueError(f"digits must be >= 0, got {digits}")
-    return table.style.format(precision=digits, na_rep=missing)
+    # the "dataframe" class gives it the book theme's table style, like a DataFrame shown directly
+    return table.style.format(precision=digits, na_rep=missing).set_table_attributes('class="dataframe"')
 
 
 def format_metrics(metrics: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -35,6 +35,7 @@ def test_format_table_shows_missing_as_dash_and_rounds():
     assert "—" in html
     assert "nan" not in html.lower()
     assert ">400<" in html  # integer columns are not given decimals
+    assert 'class="dataframe"' in html  # styled by the book theme like any DataFrame
     assert np.isnan(table.loc["within_run", "auc"])  # the data are not changed
     assert "n/a" in format_table(table, digits=1, missing="n/a").to_html()
 
