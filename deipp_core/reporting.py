@@ -50,9 +50,9 @@ def format_ci(value: float, low: float, high: float, p: float | None = None, dig
 def format_table(table: pd.DataFrame, digits: int = 3, missing: str = "—") -> Styler:
     """A table ready for the page: floats to ``digits`` decimals, undefined values shown as ``missing``.
 
-    Analyses mark a statistic that does not apply with NaN (an AUC within a run, where there is one
-    class; a p-value for an overlap that has no test). On the page that reads as "not defined", not as
-    a numerical failure, so it is shown as a dash.
+    Analyses mark a statistic that does not apply with NaN (an AUC for the mean within-run r, which is
+    a correlation and has none; a p-value for an overlap that has no test). On the page that reads as
+    "not defined", not as a numerical failure, so it is shown as a dash.
 
     Parameters
     ----------
